@@ -1,0 +1,103 @@
+"""Run a benchmark module, summarise its repetitions, and write docs/results/<name>.{json,md}."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import statistics
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "results"
+
+
+def machine() -> dict[str, Any]:
+    """The facts that make a measurement comparable: cores, memory, versions, device."""
+    import psutil
+    import torch
+
+    info = {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "torch_threads": torch.get_num_threads(),
+    }
+    try:
+        from importlib.metadata import version
+        info["ray"] = version("ray")
+    except Exception as err:  # ray missing is recorded, not fatal, for pure benchmarks
+        info["ray"] = f"unavailable ({err.__class__.__name__})"
+    return info
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import `forge.bench.<name>`; a name with no module raises `ValueError`."""
+    if not name.isidentifier() or name in ("harness",) or name.startswith("_"):
+        raise ValueError(f"unknown benchmark {name!r}; available: {', '.join(available())}")
+    try:
+        module = importlib.import_module(f"forge.bench.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"forge.bench.{name}":
+            raise ValueError(f"unknown benchmark {name!r}; available: {', '.join(available())}")
+        raise
+    if not hasattr(module, "measure"):
+        raise ValueError(f"forge.bench.{name} has no measure(quick) function")
+    return module
+
+
+def available() -> list[str]:
+    """Names of the benchmark modules in this package."""
+    here = Path(__file__).parent
+    skip = {"__init__", "__main__", "harness"}
+    return sorted(p.stem for p in here.glob("*.py") if p.stem not in skip and not p.stem.startswith("_"))
+
+
+def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Median, min and max of each metric over the repetitions."""
+    names = list(dict.fromkeys(k for r in runs for k in r))
+    out = {}
+    for n in names:
+        values = [float(r[n]) for r in runs if n in r]
+        out[n] = {"median": statistics.median(values), "min": min(values), "max": max(values),
+                  "values": values}
+    return out
+
+
+def markdown(name: str, result: dict[str, Any]) -> str:
+    """A short markdown page: the table, the facts, the machine."""
+    units = result.get("units", {})
+    lines = [f"# Benchmark `{name}`", "",
+             f"Measured {result['when']} with `python -m forge.bench {name}"
+             f"{' --quick' if result['quick'] else ''}` ({result['repeats']} repetitions).", "",
+             "| metric | unit | median | min | max |", "|---|---|---|---|---|"]
+    for metric, s in result["metrics"].items():
+        lines.append(f"| {metric} | {units.get(metric, '')} | {s['median']:.4g} | {s['min']:.4g} "
+                     f"| {s['max']:.4g} |")
+    if result.get("facts"):
+        lines += ["", "Facts:", ""] + [f"- {k}: {v}" for k, v in result["facts"].items()]
+    lines += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()), ""]
+    return "\n".join(lines)
+
+
+def run(name: str, quick: bool = False, repeats: int | None = None,
+        out_dir: Path | None = None) -> dict[str, Any]:
+    """Run benchmark `name`, write its JSON and markdown, and return the result."""
+    module = load_benchmark(name)
+    facts = module.setup(quick) if hasattr(module, "setup") else {}
+    n = repeats or getattr(module, "REPEATS", 3)
+    runs = [module.measure(quick) for _ in range(n)]
+    result = {"name": name, "quick": quick, "repeats": n,
+              "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "units": getattr(module, "UNITS", {}), "metrics": summarise(runs), "facts": facts,
+              "machine": machine()}
+    out_dir = Path(out_dir or RESULTS_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (out_dir / f"{name}.md").write_text(markdown(name, result))
+    return result
