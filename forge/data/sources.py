@@ -1,0 +1,91 @@
+"""Built-in text sources that every Python install has: stdlib docstrings and pydoc topics.
+
+Each source returns a list of raw document strings in a fixed order, so the corpus is the same on
+every run of the same Python version.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib
+import inspect
+from pathlib import Path
+
+# A fixed list so the corpus does not depend on what else happens to be imported.
+STDLIB_MODULES: tuple[str, ...] = (
+    "abc", "argparse", "array", "ast", "asyncio", "base64", "bisect", "calendar", "cmd",
+    "codecs", "collections", "concurrent.futures", "configparser", "contextlib", "copy", "csv",
+    "dataclasses", "datetime", "decimal", "difflib", "dis", "email", "enum", "filecmp",
+    "fnmatch", "fractions", "ftplib", "functools", "getopt", "gettext", "glob", "gzip",
+    "hashlib", "heapq", "hmac", "html", "http.client", "http.server", "imaplib", "inspect",
+    "io", "ipaddress", "itertools", "json", "logging", "mailbox", "math", "mimetypes",
+    "multiprocessing", "numbers", "operator", "optparse", "os", "pathlib", "pickle",
+    "pkgutil", "platform", "pprint", "queue", "random", "re", "sched", "secrets", "selectors",
+    "shelve", "shlex", "shutil", "smtplib", "socket", "sqlite3", "ssl", "statistics",
+    "string", "struct", "subprocess", "tarfile", "tempfile", "textwrap", "threading",
+    "timeit", "tokenize", "traceback", "types", "typing", "unittest", "urllib.parse",
+    "urllib.request", "uuid", "warnings", "wave", "weakref", "xml.dom.minidom",
+    "xml.etree.ElementTree", "zipfile", "zoneinfo",
+)
+
+SYSTEM_DOC_GLOB = "/usr/share/doc/python3*"
+
+
+def _own_members(module: object) -> list[object]:
+    """Classes and functions defined in `module` itself, sorted by name."""
+    name = getattr(module, "__name__", "")
+    members = []
+    for _, value in sorted(vars(module).items()):
+        if (inspect.isclass(value) or inspect.isfunction(value)) and \
+                getattr(value, "__module__", None) == name:
+            members.append(value)
+    return members
+
+
+def _class_methods(cls: type) -> list[object]:
+    """Functions defined in the body of `cls`, sorted by name."""
+    return [v for _, v in sorted(vars(cls).items()) if inspect.isfunction(v)]
+
+
+def module_docstrings(name: str) -> list[str]:
+    """Docstrings of module `name`, its classes, functions and methods, in a fixed order."""
+    module = importlib.import_module(name)
+    objects: list[object] = [module]
+    for member in _own_members(module):
+        objects.append(member)
+        if inspect.isclass(member):
+            objects.extend(_class_methods(member))
+    docs = (getattr(o, "__doc__", None) for o in objects)
+    return [inspect.cleandoc(d) for d in docs if isinstance(d, str) and d]
+
+
+def stdlib_docstrings(modules: tuple[str, ...] = STDLIB_MODULES) -> list[str]:
+    """Docstrings of the fixed stdlib module list; a module missing from this install is skipped."""
+    out: list[str] = []
+    for name in modules:
+        try:
+            out.extend(module_docstrings(name))
+        except ImportError:  # e.g. a Python built without sqlite3 or ssl: that module has no text
+            continue
+    return out
+
+
+def pydoc_topics() -> list[str]:
+    """The language reference topics shipped for `help()` in `pydoc_data.topics`, by topic name."""
+    from pydoc_data.topics import topics
+
+    return [topics[k] for k in sorted(topics)]
+
+
+def _read_doc_file(path: Path) -> str:
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return data.decode("utf-8", errors="replace")
+
+
+def system_docs(pattern: str = SYSTEM_DOC_GLOB) -> list[str]:
+    """Plain-text files (README*, *.txt, *.txt.gz) under Debian's python3 doc folders, if any."""
+    out = []
+    for folder in sorted(Path("/").glob(pattern.lstrip("/"))):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if path.name.startswith("README") or path.name.endswith((".txt", ".txt.gz")):
+                out.append(_read_doc_file(path))
+    return out
