@@ -1,0 +1,76 @@
+"""Finding or starting the Ray cluster a run uses (DESIGN.md section 1, RAY_NOTES.md)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import ray
+
+from forge.config.sections import RayConfig
+
+AUTH_HINT = ("the cluster did not start our actor: most often RAY_AUTH_MODE differs between this "
+             "driver ({mode}) and the cluster; export the same RAY_AUTH_MODE the cluster was "
+             "started with (see docs/cluster.md)")
+
+
+class ClusterError(RuntimeError):
+    """Ray could not be reached or would not run our actors; the message says what to do."""
+
+
+@dataclass
+class RaySession:
+    """A connection to Ray; `owns_cluster` when this process started it and must stop it."""
+
+    owns_cluster: bool
+    dashboard_url: str | None
+    connected_here: bool = True  # False when the caller had already called ray.init
+
+    def registry(self, handle, timeout: float = 60.0):
+        """Wait for the registry actor to answer; a start-up failure becomes a ClusterError."""
+        try:
+            ray.get(handle.ping.remote(), timeout=timeout)
+        except (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError) as err:
+            raise ClusterError(AUTH_HINT.format(mode=os.environ.get("RAY_AUTH_MODE", "unset"))) from err
+        except ray.exceptions.GetTimeoutError as err:
+            raise ClusterError(f"the registry actor did not start within {timeout:.0f}s: "
+                               "the cluster may lack a head node with free resources") from err
+        return handle
+
+    def close(self) -> None:
+        if self.connected_here:
+            ray.shutdown()
+
+
+def resolve_address(explicit: str | None, configured: str | None) -> str | None:
+    """--address, then config, then RAY_ADDRESS, else None (meaning: auto, then local)."""
+    return explicit or configured or os.environ.get("RAY_ADDRESS") or None
+
+
+def connect(cfg: RayConfig, explicit_address: str | None = None) -> RaySession:
+    """Connect to the resolved address, or a running local cluster, else start a local Ray."""
+    if ray.is_initialized():  # embedded use (tests, notebooks): keep the caller's connection
+        return RaySession(False, _dashboard(ray.get_runtime_context()), connected_here=False)
+    address = resolve_address(explicit_address, cfg.address)
+    common = {"namespace": cfg.namespace, "log_to_driver": False}
+    if address:
+        try:
+            ctx = ray.init(address=address, **common)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ClusterError(f"cannot connect to Ray at {address}: {err}") from err
+        return RaySession(False, _dashboard(ctx))
+    try:
+        ctx = ray.init(address="auto", **common)
+        return RaySession(False, _dashboard(ctx))
+    except (ConnectionError, RuntimeError):
+        pass  # no running cluster: start our own below
+    ctx = ray.init(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
+                   include_dashboard=cfg.include_dashboard,
+                   object_store_memory=cfg.object_store_mb * 1024**2, **common)
+    return RaySession(True, _dashboard(ctx))
+
+
+def _dashboard(ctx) -> str | None:
+    url = getattr(ctx, "dashboard_url", None) or None
+    if not url:
+        return None
+    return url if url.startswith("http") else f"http://{url}"

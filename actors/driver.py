@@ -1,0 +1,179 @@
+"""The driver: runs a plan phase by phase, each inside a PhaseActor, recording everything.
+
+Resume is the same walk: a phase whose last attempt finished, consumed the same inputs and whose
+artifacts still verify is skipped; anything else runs again in a new attempt. Outputs are written
+to a staging directory and moved into place only after the phase passes its checks, so a crash
+never leaves a half-written artifact where a finished one was.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from actors.phase import PhaseActor, PhaseError
+from actors.registry import RegistryClient
+from forge.config import PipelineConfig
+from forge.console import PhaseReport, RunReporter
+from forge.pipeline.artifacts import ArtifactError, ModelRef, read_manifest, verify_artifact
+from forge.pipeline.phase import PhaseResult, model_id
+from forge.pipeline.plan import refs_from_json, refs_to_json, skip_decision
+from forge.pipeline.registry import get_phase
+
+
+class PhaseFailed(RuntimeError):
+    """A phase failed; the message names it and its error."""
+
+    def __init__(self, phase: str, message: str, reports: list[PhaseReport]):
+        super().__init__(f"phase {phase} failed: {message}")
+        self.phase, self.reports = phase, reports
+
+
+@dataclass
+class Driver:
+    """Runs `plan` of run `run_id`; `registry` is the RegistryActor handle."""
+
+    config: PipelineConfig
+    run_id: str
+    runs_dir: Path
+    plan: list[str]
+    registry: object
+    reporter: RunReporter
+    cluster_gpus: float = 0.0
+    poll_s: float = 0.5
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / self.run_id
+
+    def run(self) -> list[PhaseReport]:
+        store = RegistryClient(self.registry)
+        store.interrupt_running(self.run_id)
+        latest = store.latest_phases(self.run_id)
+        current: list[ModelRef] = []
+        reports: list[PhaseReport] = []
+        for name in self.plan:
+            skip, reason = skip_decision(latest.get(name), current, self._verify)
+            if skip:
+                summary = json.loads(latest[name]["summary"])
+                current = refs_from_json(summary["outputs"], str(self.runs_dir))
+                self.reporter.phase_skipped(name, reason)
+                reports.append(PhaseReport(name, "skipped", key_metric=_key(summary),
+                                           size_bytes=summary.get("size_bytes", 0), note=reason))
+                continue
+            try:
+                report, current = self._run_phase(store, name, current)
+            except PhaseFailed as err:
+                err.reports = reports + err.reports
+                store.set_run_status(self.run_id, "failed")
+                raise
+            reports.append(report)
+        store.set_run_status(self.run_id, "done")
+        return reports
+
+    def _verify(self, out: dict) -> str | None:
+        try:
+            verify_artifact(self.runs_dir / out["path"], out["digest"])
+        except ArtifactError as err:
+            return f"artifact check failed: {err}"
+        return None
+
+    def _run_phase(self, store, name: str, inputs: list[ModelRef]):
+        phase_cls = get_phase(name)
+        attempt = store.start_phase(self.run_id, name)
+        self.reporter.phase_started(name, attempt)
+        staging = self.run_dir / f".{name}.attempt-{attempt}"
+        shutil.rmtree(staging, ignore_errors=True)
+        started = time.time()
+        try:
+            result = self._call_actor(phase_cls, name, attempt, staging, inputs)
+        except (PhaseError, ray.exceptions.RayError, TimeoutError) as err:
+            message = err.message if isinstance(err, PhaseError) else f"{type(err).__name__}: {err}"
+            store.finish_phase(self.run_id, name, attempt, "failed", error=message)
+            shutil.rmtree(staging, ignore_errors=True)
+            report = PhaseReport(name, "failed", time.time() - started, attempt=attempt, note=message)
+            self.reporter.phase_finished(report)
+            raise PhaseFailed(name, message, [report]) from err
+        outputs = self._commit(store, name, result, staging, inputs) if result.adopted else inputs
+        status = "done" if result.adopted else "not_adopted"
+        size = sum(read_manifest(o.path)["bytes"] for o in outputs) if result.adopted else 0
+        summary = {"inputs": refs_to_json(inputs, str(self.runs_dir)),
+                   "outputs": refs_to_json(outputs, str(self.runs_dir)),
+                   "adopted": result.adopted, "reason": result.reason, "size_bytes": size,
+                   "key_metric": list(result.key_metric) if result.key_metric else None,
+                   "details": result.summary}
+        store.finish_phase(self.run_id, name, attempt, status, summary=summary)
+        report = PhaseReport(name, status, time.time() - started, result.key_metric, size, attempt,
+                             result.reason)
+        self.reporter.phase_finished(report)
+        return report, outputs
+
+    def _call_actor(self, phase_cls, name: str, attempt: int, staging: Path,
+                    inputs: list[ModelRef]) -> PhaseResult:
+        res = self.config.phase(name).resources
+        gpus = res.num_gpus if self.cluster_gpus > 0 else 0.0  # GPU requests degrade to CPU
+        actor = PhaseActor.options(
+            num_cpus=res.num_cpus, num_gpus=gpus, name=f"{name}/{self.run_id}",
+            max_restarts=self.config.phase(name).max_restarts,
+            max_task_retries=self.config.phase(name).max_restarts,
+        ).remote(max(1, int(res.num_cpus)))
+        spec = {"run_id": self.run_id, "phase": name, "attempt": attempt,
+                "run_dir": self.run_dir, "out_dir": staging, "config": self.config}
+        ref = actor.run.remote(phase_cls, inputs, spec, self.registry)
+        deadline = time.monotonic() + self.config.ray.phase_timeout_s
+        try:
+            while not ray.wait([ref], timeout=self.poll_s)[0]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} ran past ray.phase_timeout_s")
+                self._show_progress(actor, name)
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as err:
+            cause = err.as_instanceof_cause()
+            raise cause if isinstance(cause, PhaseError) else err
+        finally:
+            ray.kill(actor)
+
+    def _show_progress(self, actor, name: str) -> None:
+        try:
+            p = ray.get(actor.progress.remote(), timeout=5)
+        except (ray.exceptions.RayError, TimeoutError):
+            return  # the actor is restarting or busy; progress resumes on the next poll
+        if p["total"]:
+            self.reporter.progress(name, p["done"], p["total"], p["note"])
+
+    def _commit(self, store, name: str, result: PhaseResult, staging: Path,
+                inputs: list[ModelRef]) -> list[ModelRef]:
+        """Move the staged outputs into runs/<run>/<phase>/ and register them with lineage."""
+        final = self.run_dir / name
+        old = self.run_dir / f".{name}.replaced"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        refs = []
+        prev = self.plan[self.plan.index(name) - 1] if self.plan.index(name) > 0 else "(start)"
+        for out in result.outputs:
+            path = final / out.name
+            manifest = read_manifest(path)
+            mid = model_id(self.run_id, name, out.name)
+            parents = out.parents or [(i.id, name) for i in inputs]
+            store.register_model(mid, self.run_id, name, out.name,
+                                 str(path.relative_to(self.runs_dir)), manifest["digest"],
+                                 manifest["bytes"], manifest["params"],
+                                 {**manifest.get("metadata", {}), "metrics": manifest["metrics"]},
+                                 parents)
+            refs.append(ModelRef(mid, str(path), manifest["digest"], manifest["params"],
+                                 manifest.get("metadata", {})))
+        contract = get_phase(name).output_contract.as_dict()
+        store.record_handoff(self.run_id, prev, name, contract, "ok")
+        return refs
+
+
+def _key(summary: dict):
+    k = summary.get("key_metric")
+    return tuple(k) if k else None

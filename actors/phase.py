@@ -1,0 +1,72 @@
+"""PhaseActor: runs one phase's pure steps inside Ray with the phase's resources."""
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import ray
+
+from actors.registry import RegistryClient
+from forge.pipeline.artifacts import ModelRef
+from forge.pipeline.phase import PhaseContext, PhaseResult
+from forge.pipeline.wandb_sink import open_wandb
+
+
+class ActorRecorder:
+    """Metrics go to the RegistryActor (waiting for each write); progress stays in the actor."""
+
+    def __init__(self, registry_handle, state: dict):
+        self.registry = RegistryClient(registry_handle)
+        self.state = state
+
+    def log_metrics(self, run_id, phase, step, values, model=""):
+        return self.registry.log_metrics(run_id, phase, step, values, model=model)
+
+    def progress(self, phase, done, total, note=""):
+        self.state.update(done=done, total=total, note=note)
+
+
+@ray.remote(max_concurrency=2)  # one thread runs the phase, one answers progress()
+class PhaseActor:
+    """Runs `validate_input`, `run` and `validate_output` of one phase."""
+
+    def __init__(self, num_threads: int):
+        import torch
+
+        # Ray sets OMP_NUM_THREADS to 1 for fractional CPUs; torch follows the actor's CPU share.
+        torch.set_num_threads(max(1, num_threads))
+        self._progress = {"done": 0, "total": 0, "note": ""}
+
+    def progress(self) -> dict:
+        return dict(self._progress)
+
+    def run(self, phase_cls: type, inputs: list[ModelRef], spec: dict, registry) -> PhaseResult:
+        ctx = PhaseContext(recorder=ActorRecorder(registry, self._progress), **spec)
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        sink = open_wandb(ctx.config.wandb, ctx.run_id, ctx.phase, Path(ctx.run_dir),
+                          {"phase": ctx.phase, "attempt": ctx.attempt})
+        if sink is not None:
+            ctx.extra_sinks.append(sink)
+        phase = phase_cls()
+        try:
+            phase.validate_input(inputs, ctx)
+            result = phase.run(inputs, ctx)
+            phase.validate_output(result, ctx)
+            return result
+        except Exception as err:
+            # Keep the phase's own traceback: Ray's wrapper would otherwise bury where it failed.
+            raise PhaseError(ctx.phase, f"{type(err).__name__}: {err}", traceback.format_exc()) from err
+        finally:
+            if sink is not None:
+                sink.finish()
+
+
+class PhaseError(RuntimeError):
+    """A phase raised; carries the phase name, a one-line message and the traceback."""
+
+    def __init__(self, phase: str, message: str, trace: str = ""):
+        super().__init__(f"{phase}: {message}")
+        self.phase, self.message, self.trace = phase, message, trace
+
+    def __reduce__(self):
+        return PhaseError, (self.phase, self.message, self.trace)

@@ -1,0 +1,67 @@
+"""Causal sliding-window multi-head attention, the short-term branch of a Titans MAG block.
+
+Token i attends to tokens j with i - window < j <= i (Titans arXiv 2501.00663, section 4.2,
+"sliding window attention"). The mask is built from positions alone, so no later token can ever
+reach an earlier one. The module records the largest pre-softmax logit of each head since the
+last reset, which QK-clip (MuonClip, Kimi K2 arXiv 2507.20534) reads after the step.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from forge.models.layers import apply_rope
+
+
+def sliding_window_mask(seq_len: int, window: int, device: torch.device) -> torch.Tensor:
+    """Boolean (T, T) mask, True where query i may see key j: 0 <= i - j < window."""
+    pos = torch.arange(seq_len, device=device)
+    delta = pos[:, None] - pos[None, :]  # (T, T): i - j
+    return (delta >= 0) & (delta < window)
+
+
+class SlidingWindowAttention(nn.Module):
+    """Multi-head attention restricted to a causal window, with RoPE on queries and keys.
+
+    softmax(q k^T / sqrt(hd) + mask) v per head; `max_logit` (n_heads,) holds the running max of
+    q k^T / sqrt(hd) over allowed pairs (the quantity QK-clip bounds by tau).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, window: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim, self.window = n_heads, d_model // n_heads, window
+        self.q_proj = nn.Linear(d_model, d_model, bias=False)
+        self.k_proj = nn.Linear(d_model, d_model, bias=False)
+        self.v_proj = nn.Linear(d_model, d_model, bias=False)
+        self.o_proj = nn.Linear(d_model, d_model, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.max_logit: torch.Tensor | None = None  # (nh,), not saved: a per-step statistic
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); cos/sin are RoPE tables (T, hd/2)."""
+        B, T, C = x.shape
+        q = apply_rope(self._heads(self.q_proj(x)), cos, sin)  # (B, nh, T, hd)
+        k = apply_rope(self._heads(self.k_proj(x)), cos, sin)  # (B, nh, T, hd)
+        v = self._heads(self.v_proj(x))  # (B, nh, T, hd)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, T)
+        allowed = sliding_window_mask(T, self.window, x.device)  # (T, T)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        self._record_max(scores)
+        att = self.dropout(torch.softmax(scores, dim=-1))  # (B, nh, T, T)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.o_proj(y)
+
+    @torch.no_grad()
+    def _record_max(self, scores: torch.Tensor) -> None:
+        peak = scores.detach().amax(dim=(0, 2, 3)).float()  # (nh,); masked entries are -inf
+        self.max_logit = peak if self.max_logit is None else torch.maximum(self.max_logit, peak)
+
+    def reset_max_logit(self) -> None:
+        """Forget the recorded per-head maxima (QK-clip calls this after each step)."""
+        self.max_logit = None

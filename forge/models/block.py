@@ -1,0 +1,62 @@
+"""Titans MAG block ("memory as a gate", arXiv 2501.00663, section 4.2), pre-norm.
+
+    u   = RMSNorm(h)                                    # (B, T, C)
+    a   = SlidingWindowAttention(u)                     # short-term, causal, window w
+    m   = NeuralMemory(u)                               # long-term, chunk-causal
+    g   = sigmoid(W_g u)                                # per-channel gate in (0, 1)
+    h   = h + g * a + (1 - g) * m
+    h   = h + SwiGLU(RMSNorm(h))
+
+The block also returns the mean Bernoulli entropy of its gate, H(g) = -g log g - (1-g) log(1-g),
+which the model weights into the loss (`gate_entropy_weight`). With the memory disabled the block
+is a plain pre-norm sliding-window transformer block and the entropy is 0.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from forge.models.attention import SlidingWindowAttention
+from forge.models.configuration import CognateConfig
+from forge.models.layers import RMSNorm, SwiGLU
+from forge.models.memory import NeuralMemory
+
+
+def bernoulli_entropy(g: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean of -g log g - (1 - g) log(1 - g) over all elements of g (nats)."""
+    g = g.clamp(eps, 1 - eps)
+    return -(g * g.log() + (1 - g) * (1 - g).log()).mean()
+
+
+class MAGBlock(GradientCheckpointingLayer):
+    """One gated attention + memory block; checkpointable via `gradient_checkpointing_enable()`."""
+
+    def __init__(self, config: CognateConfig) -> None:
+        super().__init__()
+        c = config
+        self.attn_norm = RMSNorm(c.d_model, c.norm_eps)
+        self.attn = SlidingWindowAttention(c.d_model, c.n_heads, c.window, c.dropout)
+        self.memory = None
+        if c.memory_enabled:
+            self.memory = NeuralMemory(c.d_model, c.memory_dim, c.memory_hidden, c.memory_chunk,
+                                       c.memory_lr_max, c.memory_decay_init, c.memory_momentum_init)
+            self.mag_gate = nn.Linear(c.d_model, c.d_model)
+        self.mlp_norm = RMSNorm(c.d_model, c.norm_eps)
+        self.mlp = SwiGLU(c.d_model, c.d_ff)
+        self.dropout = nn.Dropout(c.dropout)
+
+    def forward(self, h: torch.Tensor, cos: torch.Tensor,
+                sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> ((B, T, C), scalar gate entropy)."""
+        u = self.attn_norm(h)  # (B, T, C)
+        a = self.attn(u, cos, sin)  # (B, T, C)
+        if self.memory is None:
+            mixed, entropy = a, h.new_zeros(())
+        else:
+            m = self.memory(u)  # (B, T, C)
+            g = torch.sigmoid(self.mag_gate(u))  # (B, T, C)
+            mixed, entropy = g * a + (1 - g) * m, bernoulli_entropy(g)
+        h = h + self.dropout(mixed)
+        h = h + self.dropout(self.mlp(self.mlp_norm(h)))
+        return h, entropy

@@ -1,0 +1,102 @@
+"""`CognateConfig`: the Hugging Face config of the Cognate model, flat and JSON-serialisable.
+
+Built from the pipeline's `ModelConfig` by `cognate_config_from(model_cfg, vocab_size)`. Every
+bad value raises `ValueError` naming the field, before any weight is allocated.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PretrainedConfig
+
+from forge.config.model import ModelConfig
+
+
+class CognateConfig(PretrainedConfig):
+    """Hyper-parameters of `CognateForCausalLM` (TRM x Titans-MAG x ACT; DESIGN.md section 5).
+
+    The output head is always tied to the token embedding (`tie_word_embeddings=True`).
+    """
+
+    model_type = "cognate"
+
+    def __init__(self, vocab_size: int = 2048, d_model: int = 128, n_layers: int = 2,
+                 n_heads: int = 4, d_ff: int = 384, max_seq_len: int = 256,
+                 window: int = 64, rope_theta: float = 10000.0, norm_eps: float = 1e-6,
+                 dropout: float = 0.0, init_std: float = 0.02, gate_entropy_weight: float = 0.001,
+                 memory_enabled: bool = True, memory_dim: int | None = None,
+                 memory_hidden: int | None = None, memory_chunk: int = 16,
+                 memory_lr_max: float = 1.0, memory_decay_init: float = 0.99,
+                 memory_momentum_init: float = 0.9, trm_T: int = 2, trm_n: int = 2,
+                 trm_supervision_steps: int = 2, act_threshold: float = 0.5,
+                 act_loss_weight: float = 0.5, **kwargs: Any) -> None:
+        self.vocab_size, self.d_model, self.n_layers = vocab_size, d_model, n_layers
+        self.n_heads, self.d_ff, self.max_seq_len = n_heads, d_ff, max_seq_len
+        self.window, self.rope_theta, self.norm_eps = window, rope_theta, norm_eps
+        self.dropout, self.init_std = dropout, init_std
+        self.gate_entropy_weight = gate_entropy_weight
+        self.memory_enabled = memory_enabled
+        self.memory_dim = memory_dim if memory_dim is not None else d_model // 2
+        self.memory_hidden = memory_hidden if memory_hidden is not None else 2 * self.memory_dim
+        self.memory_chunk, self.memory_lr_max = memory_chunk, memory_lr_max
+        self.memory_decay_init, self.memory_momentum_init = memory_decay_init, memory_momentum_init
+        self.trm_T, self.trm_n, self.trm_supervision_steps = trm_T, trm_n, trm_supervision_steps
+        self.act_threshold, self.act_loss_weight = act_threshold, act_loss_weight
+        # Aliases the HF utilities (generation, peft, size helpers) look for.
+        self.hidden_size, self.num_hidden_layers = d_model, n_layers
+        self.num_attention_heads = n_heads
+        kwargs.pop("tie_word_embeddings", None)
+        kwargs.setdefault("use_cache", False)
+        super().__init__(tie_word_embeddings=True, **kwargs)
+        self.validate_fields()
+
+    def validate_fields(self) -> None:
+        """Raise `ValueError` naming the first field whose value cannot build a model."""
+        positive = ["vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_seq_len",
+                    "window", "memory_dim", "memory_hidden", "memory_chunk", "trm_T", "trm_n",
+                    "trm_supervision_steps"]
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"CognateConfig.{name}: got {value!r}; allowed: an integer >= 1")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"CognateConfig.n_heads: got {self.n_heads}; allowed: a divisor of "
+                             f"d_model={self.d_model}")
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"CognateConfig.n_heads: got {self.n_heads}; head size "
+                             f"{self.d_model // self.n_heads} must be even for RoPE")
+        for name in ("memory_decay_init", "memory_momentum_init", "act_threshold"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"CognateConfig.{name}: got {getattr(self, name)!r}; "
+                                 "allowed: a number in (0, 1)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"CognateConfig.dropout: got {self.dropout!r}; allowed: [0, 1)")
+
+    @property
+    def head_dim(self) -> int:
+        """Size of one attention head."""
+        return self.d_model // self.n_heads
+
+
+def cognate_config_from(model_cfg: ModelConfig, vocab_size: int, **overrides: Any) -> CognateConfig:
+    """The HF config for `model_cfg` with the tokenizer's `vocab_size`; `overrides` win.
+
+    Example: `CognateForCausalLM(cognate_config_from(cfg.model, tok.vocab_size))`.
+    """
+    m = model_cfg
+    fields: dict[str, Any] = dict(
+        vocab_size=vocab_size, d_model=m.d_model, n_layers=m.n_layers,
+        n_heads=m.attention.n_heads, d_ff=m.d_ff, max_seq_len=m.max_seq_len,
+        window=m.attention.window, rope_theta=m.attention.rope_theta, norm_eps=m.norm_eps,
+        dropout=m.dropout, init_std=m.init_std, gate_entropy_weight=m.gate_entropy_weight,
+        memory_enabled=m.memory.enabled, memory_dim=m.memory.dim, memory_hidden=m.memory.hidden,
+        memory_chunk=m.memory.chunk_size, memory_lr_max=m.memory.lr_max,
+        memory_decay_init=m.memory.decay_init, memory_momentum_init=m.memory.momentum_init,
+        trm_T=m.trm.T, trm_n=m.trm.n, trm_supervision_steps=m.trm.supervision_steps,
+        act_threshold=m.act.threshold, act_loss_weight=m.act.loss_weight)
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        raise ValueError(f"cognate_config_from: unknown override(s) {sorted(unknown)}; "
+                         f"allowed: {', '.join(sorted(fields))}")
+    fields.update(overrides)
+    return CognateConfig(**fields)

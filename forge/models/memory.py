@@ -1,0 +1,115 @@
+"""Titans neural long-term memory (Behrouz et al., arXiv 2501.00663, section 3.1).
+
+The memory is a residual two-layer MLP M_W(u) = u + silu(u W1) W2 whose weights W = (W1, W2) are
+fast weights of one sequence, learned while reading. The sequence is cut into chunks of
+`chunk` tokens; for chunk c (keys k_t, values v_t, rates from the tokens of c):
+
+    loss_c(W)  = 1/L * sum_t theta_t * ||M_W(k_t) - v_t||^2      (associative memory loss)
+    S_{c+1}    = eta_c * S_c - grad_W loss_c(W_c)                 (surprise with momentum)
+    W_{c+1}    = (1 - alpha_c) * W_c + S_{c+1}                    (forgetting / decay)
+
+theta_t (inner learning rate), eta_c (momentum) and alpha_c (decay) are data dependent:
+sigmoids of a linear map of the tokens. Retrieval for every token of chunk c is y_t = M_{W_c}(q_t):
+it reads the state written by chunks < c only, so nothing in or after chunk c leaks backwards
+(DESIGN.md section 5, causality traps). W_0 is a learned initialisation shared by all sequences.
+The inner gradient is written out with batched matmuls so the outer loss back-propagates through
+the whole chain of updates (the projections and rates are meta-learned).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def memory_apply(w1: torch.Tensor, w2: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """M_W(u) = u + silu(u W1) W2 for per-sequence weights w1 (B, d, H), w2 (B, H, d); u (B, L, d)."""
+    return u + F.silu(u @ w1) @ w2
+
+
+def memory_grad(w1: torch.Tensor, w2: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of 1/L sum_t theta_t ||M_W(k_t) - v_t||^2 w.r.t. (W1, W2), batched per sequence.
+
+    k, v (B, L, d); theta (B, L). Returns (dW1 (B, d, H), dW2 (B, H, d)). Written by hand (chain
+    rule through the residual MLP, silu'(h) = s(h) (1 + h (1 - s(h)))) so it stays differentiable.
+    """
+    L = k.shape[1]
+    h = k @ w1  # (B, L, H)
+    a = F.silu(h)  # (B, L, H)
+    err = k + a @ w2 - v  # (B, L, d)
+    d_out = err * (2.0 * theta / L).unsqueeze(-1)  # (B, L, d): dloss / dM(k)
+    g2 = a.transpose(1, 2) @ d_out  # (B, H, d)
+    sig = torch.sigmoid(h)
+    d_h = (d_out @ w2.transpose(1, 2)) * sig * (1 + h * (1 - sig))  # (B, L, H)
+    g1 = k.transpose(1, 2) @ d_h  # (B, d, H)
+    return g1, g2
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+class NeuralMemory(nn.Module):
+    """Chunk-wise fast-weight memory; see the module docstring for the update rule."""
+
+    def __init__(self, d_model: int, d_mem: int, hidden: int, chunk: int, lr_max: float,
+                 decay_init: float, momentum_init: float) -> None:
+        super().__init__()
+        self.chunk, self.lr_max = chunk, lr_max
+        self.decay_init, self.momentum_init = decay_init, momentum_init
+        self.mem_query = nn.Linear(d_model, d_mem, bias=False)
+        self.mem_key = nn.Linear(d_model, d_mem, bias=False)
+        self.mem_value = nn.Linear(d_model, d_mem, bias=False)
+        self.mem_out = nn.Linear(d_mem, d_model, bias=False)
+        self.mem_rates = nn.Linear(d_model, 3)  # logits of theta, eta, alpha
+        self.w1_init = nn.Parameter(torch.empty(d_mem, hidden))
+        self.w2_init = nn.Parameter(torch.empty(hidden, d_mem))
+        self.reset_memory_parameters()
+
+    def reset_memory_parameters(self) -> None:
+        """Init W_0 at fan-in scale and the rate biases at the configured starting rates."""
+        with torch.no_grad():
+            self.w1_init.normal_(0.0, self.w1_init.shape[0] ** -0.5)
+            self.w2_init.normal_(0.0, 0.1 * self.w2_init.shape[0] ** -0.5)
+            self.mem_rates.weight.zero_()
+            bias = [_logit(0.1), _logit(self.momentum_init), _logit(1.0 - self.decay_init)]
+            self.mem_rates.bias.copy_(torch.tensor(bias))
+
+    def _chunked(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Project (B, T, C) to q, k, v (B, N, L, d) and rates (B, N, L, 3), padding T at the end."""
+        B, T, _ = x.shape
+        pad = (-T) % self.chunk
+        q = F.normalize(self.mem_query(x), dim=-1)  # (B, T, d)
+        k = F.normalize(self.mem_key(x), dim=-1)  # (B, T, d)
+        v = self.mem_value(x)  # (B, T, d)
+        rates = torch.sigmoid(self.mem_rates(x))  # (B, T, 3)
+        rates = rates * torch.tensor([self.lr_max, 1.0, 1.0], device=x.device, dtype=x.dtype)
+        out = []
+        for t in (q, k, v, rates):
+            t = F.pad(t, (0, 0, 0, pad))  # zero rows after the last token only
+            out.append(t.view(B, (T + pad) // self.chunk, self.chunk, t.shape[-1]))
+        return tuple(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> retrieved values projected back, (B, T, C)."""
+        B, T, _ = x.shape
+        q, k, v, rates = self._chunked(x)  # (B, N, L, d) x3, (B, N, L, 3)
+        w1 = self.w1_init.expand(B, -1, -1)  # (B, d, H)
+        w2 = self.w2_init.expand(B, -1, -1)  # (B, H, d)
+        s1, s2 = torch.zeros_like(w1), torch.zeros_like(w2)
+        reads = []
+        for c in range(q.shape[1]):
+            reads.append(memory_apply(w1, w2, q[:, c]))  # state before chunk c: (B, L, d)
+            if c == q.shape[1] - 1:
+                break  # the last chunk's write would only serve later chunks
+            theta, eta, alpha = rates[:, c].unbind(-1)  # (B, L) each
+            g1, g2 = memory_grad(w1, w2, k[:, c], v[:, c], theta)
+            eta_c = eta.mean(1).view(B, 1, 1)  # (B, 1, 1): one momentum per chunk
+            keep = 1.0 - alpha.mean(1).view(B, 1, 1)  # (B, 1, 1): retention
+            s1, s2 = eta_c * s1 - g1, eta_c * s2 - g2
+            w1, w2 = keep * w1 + s1, keep * w2 + s2
+        y = torch.cat(reads, dim=1)[:, :T]  # (B, T, d)
+        return self.mem_out(y)

@@ -1,0 +1,193 @@
+"""`CognateForCausalLM`: TRM recursion over Titans MAG blocks with ACT halting, as an HF model.
+
+Forward pass (DESIGN.md section 5; TRM arXiv 2510.04871, Titans arXiv 2501.00663):
+
+    x = embed(input_ids)                                  # (B, T, C)
+    y, z = y_init, z_init                                 # learned (C,), broadcast to (B, T, C)
+    for s in range(supervision_steps):                    # deep supervision
+        y, z = deep_recursion(f, x, y, z, T, n)           # first T-1 cycles without grad
+        logits_s = lm_head(norm(y_s)); q_s = q_head(y_s)  # lm_head tied to embed
+        y, z = y.detach(), z.detach()
+
+Training loss = mean_s [CE(logits_s) + act_w * BCE(q_s, [argmax logits_s == label])]
+                + gate_entropy_weight * H(gates).
+Eval: each position keeps y from its own halting step (`forge.models.act`) and the loss is the CE
+of those logits. Labels follow HF causal LMs: position t predicts labels[t+1]; -100 is ignored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from forge.models.act import (IGNORE_INDEX, HaltingHead, act_bce, halting_steps, select_steps,
+                              shift_labels)
+from forge.models.configuration import CognateConfig
+from forge.models.layers import RMSNorm
+from forge.models.memory import NeuralMemory
+from forge.models.recursion import RecursionNet, deep_recursion
+
+
+@dataclass
+class CognateOutput(ModelOutput):
+    """Output of `CognateForCausalLM.forward`; `loss` is the full training objective in train mode."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    lm_loss: torch.Tensor | None = None
+    act_loss: torch.Tensor | None = None
+    gate_entropy: torch.Tensor | None = None
+    act_mean_steps: torch.Tensor | None = None
+    halt_steps: torch.Tensor | None = None
+
+
+class CognatePreTrainedModel(PreTrainedModel):
+    """Shared HF plumbing: config class, init, gradient checkpointing support."""
+
+    config_class = CognateConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MAGBlock"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Normal(0, init_std) for linear/embedding weights, ones for norms, Titans/TRM specials."""
+        std = self.config.init_std
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, RMSNorm):
+            init.ones_(module.weight)
+        elif isinstance(module, NeuralMemory):
+            module.reset_memory_parameters()
+        elif isinstance(module, HaltingHead):
+            module.reset_halting_parameters()
+        elif isinstance(module, CognateModel):
+            init.normal_(module.y_init, mean=0.0, std=1.0)
+            init.normal_(module.z_init, mean=0.0, std=1.0)
+
+
+class CognateModel(CognatePreTrainedModel):
+    """Embedding + recursion; returns the normalised answer state of every supervision step."""
+
+    def __init__(self, config: CognateConfig) -> None:
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
+        self.net = RecursionNet(config)
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.y_init = nn.Parameter(torch.zeros(config.d_model))
+        self.z_init = nn.Parameter(torch.zeros(config.d_model))
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward(self, input_ids: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per supervision step the state y_s (B, T, C) (graph of step s only) and mean gate entropy."""
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        c = self.config
+        y = self.y_init.to(x.dtype).expand_as(x)  # (B, T, C)
+        z = self.z_init.to(x.dtype).expand_as(x)  # (B, T, C)
+        states, entropy = [], x.new_zeros(())
+        for _ in range(c.trm_supervision_steps):
+            y, z, e = deep_recursion(self.net, x, y, z, c.trm_T, c.trm_n)
+            states.append(self.norm(y))
+            entropy = entropy + e
+            y, z = y.detach(), z.detach()  # deep supervision: no gradient across steps
+        return states, entropy / c.trm_supervision_steps
+
+
+class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
+    """Causal LM head (tied to the embedding) + ACT Q-head over `CognateModel`."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: CognateConfig) -> None:
+        super().__init__(config)
+        self.model = CognateModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.halt = HaltingHead(config.d_model)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def forward(self, input_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None, **kwargs: object) -> CognateOutput:
+        """Logits (B, T, V) and, with `labels` (B, T), the loss; see the module docstring.
+
+        `attention_mask` may only mark right padding (ones then zeros): causal attention already
+        keeps padding out of every real position. Left padding raises `ValueError`.
+        """
+        _check_right_padding(attention_mask)
+        states, entropy = self.model(input_ids, inputs_embeds)  # S x (B, T, C)
+        q_steps = torch.stack([self.halt(y) for y in states])  # (S, B, T)
+        steps = halting_steps(q_steps.detach(), self.config.act_threshold)  # (B, T)
+        mean_steps = (steps.float() + 1).mean()
+        if self.training:
+            return self._train_output(states, q_steps, entropy, labels, mean_steps, steps)
+        logits = self.lm_head(select_steps(torch.stack(states), steps))  # (B, T, V)
+        lm_loss = None if labels is None else causal_lm_loss(logits, labels)
+        return CognateOutput(loss=lm_loss, logits=logits, lm_loss=lm_loss, gate_entropy=entropy,
+                             act_mean_steps=mean_steps, halt_steps=steps)
+
+    def _train_output(self, states: list[torch.Tensor], q_steps: torch.Tensor,
+                      entropy: torch.Tensor, labels: torch.Tensor | None,
+                      mean_steps: torch.Tensor, steps: torch.Tensor) -> CognateOutput:
+        """Deep supervision: CE + ACT BCE at every step, plus the gate entropy term."""
+        if labels is None:
+            return CognateOutput(logits=self.lm_head(states[-1]), gate_entropy=entropy,
+                                 act_mean_steps=mean_steps, halt_steps=steps)
+        targets = shift_labels(labels)  # (B, T)
+        ce_total, bce_total = 0.0, 0.0
+        for y, q in zip(states, q_steps):
+            logits = self.lm_head(y)  # (B, T, V)
+            ce = causal_lm_loss(logits, labels)
+            ce_total = ce_total + ce
+            bce_total = bce_total + act_bce(q, logits, targets)
+        S = len(states)
+        loss = (ce_total + self.config.act_loss_weight * bce_total) / S
+        loss = loss + self.config.gate_entropy_weight * entropy
+        return CognateOutput(loss=loss, logits=logits, lm_loss=ce.detach(),
+                             act_loss=(bce_total / S).detach(), gate_entropy=entropy,
+                             act_mean_steps=mean_steps, halt_steps=steps)
+
+    def prepare_inputs_for_generation(self, input_ids: torch.Tensor,
+                                      attention_mask: torch.Tensor | None = None,
+                                      **kwargs: object) -> dict:
+        """No KV cache: every generation step re-reads the whole prefix."""
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token CE: logits[:, t] vs labels[:, t+1], skipping -100. logits (B, T, V)."""
+    targets = shift_labels(labels)  # (B, T)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                           ignore_index=IGNORE_INDEX)
+
+
+def _check_right_padding(mask: torch.Tensor | None) -> None:
+    if mask is None:
+        return
+    if (mask[:, 1:] > mask[:, :-1]).any():
+        raise ValueError("attention_mask: left or inner padding is not supported by Cognate; "
+                         "pad on the right (causal attention keeps padding out of real tokens)")

@@ -1,0 +1,63 @@
+"""Tiny Recursive Model schedule (Jolicoeur-Martineau, arXiv 2510.04871), made causal.
+
+One small network f (a stack of MAG blocks) is applied again and again. With input embedding x,
+answer state y and latent z, all (B, T, C):
+
+    latent_recursion:  z <- f(z + y + x)  n times;  then  y <- f(y + z)
+    deep_recursion:    T cycles of latent_recursion, the first T-1 under no_grad
+
+f only ever mixes positions through causal attention and chunk-causal memory, so y and z at
+position t depend on tokens <= t; the recursion itself is position-wise.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from forge.models.block import MAGBlock
+from forge.models.configuration import CognateConfig
+from forge.models.layers import rope_tables
+
+
+class RecursionNet(nn.Module):
+    """f(a, b) = blocks(a + b): the shared network of every recursion step (input injection by sum)."""
+
+    def __init__(self, config: CognateConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList(MAGBlock(config) for _ in range(config.n_layers))
+
+    def forward(self, state: torch.Tensor, inject: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) x2 -> ((B, T, C), mean gate entropy over the blocks)."""
+        T = state.shape[1]
+        cos, sin = rope_tables(T, self.config.head_dim, self.config.rope_theta, state.device,
+                               state.dtype)  # (T, hd/2) each
+        h = state + inject  # (B, T, C)
+        entropy = h.new_zeros(())
+        for layer in self.layers:
+            h, e = layer(h, cos, sin)
+            entropy = entropy + e
+        return h, entropy / len(self.layers)
+
+
+def latent_recursion(f: RecursionNet, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+                     n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n updates z <- f(z, y + x), then y <- f(y, z) (TRM eq. in section 4). Returns (y, z, H)."""
+    entropy = x.new_zeros(())
+    for _ in range(n):
+        z, e = f(z, y + x)
+        entropy = entropy + e
+    y, e = f(y, z)
+    return y, z, (entropy + e) / (n + 1)
+
+
+def deep_recursion(f: RecursionNet, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, T: int,
+                   n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """T cycles of `latent_recursion`, the first T-1 without gradient (TRM section 4).
+
+    Only the last cycle is back-propagated; the gate entropy returned is that cycle's.
+    """
+    with torch.no_grad():
+        for _ in range(T - 1):
+            y, z, _ = latent_recursion(f, x, y, z, n)
+    return latent_recursion(f, x, y, z, n)

@@ -1,0 +1,34 @@
+"""Phases by name. Built-in phases register on import of `forge.phases`; tests add their own."""
+from __future__ import annotations
+
+from forge.config.phases import register_phase_config, unregister_phase_config
+
+PHASES: dict[str, type] = {}
+
+
+def register_phase(cls: type) -> type:
+    """Class decorator: make a phase available to plans and its config section to the loader."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    PHASES[cls.name] = cls
+    register_phase_config(cls.name, cls.config_class)
+    return cls
+
+
+def unregister_phase(name: str) -> None:
+    PHASES.pop(name, None)
+    unregister_phase_config(name)
+
+
+def get_phase(name: str) -> type:
+    import forge.phases  # noqa: F401  (registers the built-ins)
+
+    if name not in PHASES:
+        raise KeyError(f"unknown phase {name!r}; available: {', '.join(sorted(PHASES)) or '(none)'}")
+    return PHASES[name]
+
+
+def available_phases() -> list[str]:
+    import forge.phases  # noqa: F401
+
+    return sorted(PHASES)

@@ -1,0 +1,37 @@
+"""Clean-up policy: keep the newest N runs, drop failed runs older than D days, compact."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from forge.registry.store import RegistryStore
+
+
+def runs_to_drop(runs: list[dict], keep_runs: int, drop_failed_after_days: float,
+                 now: float | None = None) -> list[str]:
+    """Ids of runs the policy removes; `runs` newest first. Running runs are never dropped."""
+    now = time.time() if now is None else now
+    cutoff = now - drop_failed_after_days * 86400
+    drop = []
+    for index, run in enumerate(runs):
+        if run["status"] == "running":
+            continue
+        too_many = index >= keep_runs
+        stale_failure = run["status"] == "failed" and run["created"] < cutoff
+        if too_many or stale_failure:
+            drop.append(run["id"])
+    return drop
+
+
+def collect_garbage(store: RegistryStore, runs_dir: str | Path, keep_runs: int,
+                    drop_failed_after_days: float, dry_run: bool = False) -> list[str]:
+    """Apply the policy: delete the runs' rows and directories, then compact the database."""
+    drop = runs_to_drop(store.list_runs(), keep_runs, drop_failed_after_days)
+    if dry_run:
+        return drop
+    for run_id in drop:
+        store.delete_run(run_id)
+        shutil.rmtree(Path(runs_dir) / run_id, ignore_errors=True)
+    store.compact()
+    return drop

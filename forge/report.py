@@ -1,0 +1,33 @@
+"""`forge report RUN`: a markdown summary of a run (phases, adoption, key metrics, models)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from forge.registry import RegistryStore
+
+
+def report_markdown(store: RegistryStore, run_id: str) -> str:
+    """Per phase: status, whether its model was adopted and why, its key metric; then models."""
+    run = store.get_run(run_id)
+    lines = [f"# Run {run_id}", "", f"- name: {run['name']}", f"- status: {run['status']}", "",
+             "## Phases", "", "| phase | attempt | status | adopted | key metric | note |",
+             "|---|---|---|---|---|---|"]
+    for phase, row in store.latest_phases(run_id).items():
+        s = json.loads(row["summary"] or "{}")
+        metric = f"{s['key_metric'][0]} = {s['key_metric'][1]:.4g}" if s.get("key_metric") else "-"
+        adopted = {True: "yes", False: "no"}.get(s.get("adopted"), "-")
+        note = (row["error"] or s.get("reason") or "").replace("|", "/")
+        lines.append(f"| {phase} | {row['attempt']} | {row['status']} | {adopted} | {metric} | {note} |")
+    lines += ["", "## Models", "", "| id | params | bytes | parents |", "|---|---|---|---|"]
+    for m in store.list_models(run_id):
+        parents = ", ".join(f"{p['parent']} ({p['method']})" for p in store.parents(m["id"])) or "-"
+        lines.append(f"| {m['id']} | {m['params']:,} | {m['bytes']:,} | {parents} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(store: RegistryStore, run_id: str, runs_dir: Path) -> Path:
+    path = Path(runs_dir) / run_id / "report.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_markdown(store, run_id))
+    return path
