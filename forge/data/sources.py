@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import inspect
+import warnings
 from pathlib import Path
 
 # A fixed list so the corpus does not depend on what else happens to be imported.
@@ -54,7 +55,9 @@ def module_docstrings(name: str) -> list[str]:
         objects.append(member)
         if inspect.isclass(member):
             objects.extend(_class_methods(member))
-    docs = (getattr(o, "__doc__", None) for o in objects)
+    with warnings.catch_warnings():  # typing.io / typing.re warn on access; their text is fine
+        warnings.simplefilter("ignore", DeprecationWarning)
+        docs = [getattr(o, "__doc__", None) for o in objects]
     return [inspect.cleandoc(d) for d in docs if isinstance(d, str) and d]
 
 
