@@ -51,7 +51,7 @@ class RegistryStore:
             self.conn = _connect(self.path, readonly)
             if not readonly:
                 migrate(self.conn)
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, RuntimeError) as err:
             raise RegistryError(f"cannot open registry {self.path}: {err}") from err
 
     def close(self) -> None:

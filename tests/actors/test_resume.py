@@ -1,0 +1,86 @@
+"""Crash safety: SIGKILL the driver mid-phase, resume; corrupt an artifact, resume re-runs it."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from forge.registry import RegistryStore
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+SCRIPT = str(ROOT / "tests" / "run_fixture_pipeline.py")
+FIXTURE = str(ROOT / "tests" / "fixture.yaml")
+STEPS = 400
+
+
+def launch(address: str, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.Popen([sys.executable, SCRIPT, "--address", address, *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(every)
+
+
+def train_rows(runs_dir) -> int:
+    db = runs_dir / "registry.db"
+    if not db.exists():
+        return 0
+    store = RegistryStore(db, readonly=True)
+    runs = store.list_runs()
+    return len(store.metrics(runs[0]["id"], phase="fixture_train")) if runs else 0
+
+
+def test_sigkill_driver_then_resume(ray_session, runs_dir):
+    proc = launch(ray_session, "--config", FIXTURE, "--runs-dir", str(runs_dir),
+                  "--set", f"phases.fixture_train.steps={STEPS}")
+    wait_for(lambda: train_rows(runs_dir) >= 20 or proc.poll() is not None)
+    assert proc.poll() is None, proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    (run,) = store.list_runs()
+    killed_at = train_rows(runs_dir)
+    assert 0 < killed_at < STEPS
+    assert store.latest_phases(run["id"])["fixture_train"]["status"] == "running"
+
+    resumed = launch(ray_session, "--resume", run["id"], "--runs-dir", str(runs_dir))
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "[fixture_init] skipped" in out
+    rows = store.latest_phases(run["id"])
+    assert rows["fixture_train"]["attempt"] == 2 and rows["fixture_train"]["status"] == "done"
+    attempts = [r for r in store.phase_runs(run["id"]) if r["phase"] == "fixture_train"]
+    assert [a["status"] for a in attempts] == ["interrupted", "done"]
+    steps = sorted(m["step"] for m in store.metrics(run["id"], phase="fixture_train"))
+    assert steps == list(range(1, STEPS + 1))  # no step lost, none twice
+    assert store.get_run(run["id"])["status"] == "done"
+    assert len(store.list_models(run["id"])) == 2
+
+
+def test_corrupt_artifact_reruns_exactly_that_phase(ray_session, runs_dir):
+    first = launch(ray_session, "--config", FIXTURE, "--runs-dir", str(runs_dir))
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    (run,) = store.list_runs()
+    trained = store.list_models(run["id"], phase="fixture_train")[0]
+    weights = runs_dir / trained["path"] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+
+    second = launch(ray_session, "--resume", run["id"], "--runs-dir", str(runs_dir))
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, out
+    assert "[fixture_init] skipped" in out and "[fixture_shrink] skipped" in out
+    assert "[fixture_train] started (attempt 2)" in out
+    attempts = {p: r["attempt"] for p, r in store.latest_phases(run["id"]).items()}
+    assert attempts == {"fixture_init": 1, "fixture_train": 2, "fixture_shrink": 1}
+    assert store.get_model(trained["id"])["sha256"] == trained["sha256"]  # same, rebuilt

@@ -1,0 +1,64 @@
+"""Config: every shipped YAML validates; overrides apply; bad values name their key."""
+from pathlib import Path
+
+import pytest
+
+from forge.config import ConfigError, PipelineConfig, apply_override, dump, from_yaml_text, load, load_dict
+from tests.conftest import ROOT
+
+SHIPPED = sorted((ROOT / "config").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_yaml_loads(path):
+    cfg = load(path)
+    assert isinstance(cfg, PipelineConfig)
+    for name in cfg.pipeline.phases:
+        cfg.phase(name)  # every planned phase has a config
+
+
+def test_first_line_of_every_shipped_yaml_shows_its_command():
+    for path in SHIPPED:
+        assert path.read_text().startswith("#"), f"{path} should begin with a usage comment"
+
+
+def test_overrides_apply_with_yaml_types():
+    cfg = load(ROOT / "config" / "pipeline.yaml", ["run.seed=7", "ray.num_cpus=2", "run.name=x y"])
+    assert (cfg.run.seed, cfg.ray.num_cpus, cfg.run.name) == (7, 2, "x y")
+
+
+def test_dump_round_trips():
+    cfg = load(ROOT / "config" / "pipeline.yaml", ["run.seed=3"])
+    assert from_yaml_text(dump(cfg)) == cfg
+
+
+def test_override_into_non_mapping_is_rejected():
+    with pytest.raises(ConfigError, match="run.seed is not a mapping"):
+        apply_override({"run": {"seed": 1}}, "run.seed.x=2")
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"run": {"seed": "one"}}, "run.seed"),
+    ({"run": {"seed": -4}}, "run.seed"),
+    ({"run": {"colour": "red"}}, "run.colour"),
+    ({"ray": {"object_store_mb": 10}}, "ray.object_store_mb"),
+    ({"wandb": {"mode": "loud"}}, "wandb.mode"),
+    ({"pipeline": {"phases": "cognate"}}, "pipeline.phases"),
+    ({"registry": {"keep_runs": 0}}, "registry.keep_runs"),
+    ({"run": {"device": True}}, "run.device"),
+    ({"run": ["a"]}, "run"),
+])
+def test_bad_values_name_their_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        load_dict(data)
+    assert str(err.value).startswith(key + ":")
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load(bad)

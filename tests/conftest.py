@@ -1,0 +1,36 @@
+"""One Ray instance for the whole session (RAY_NOTES.md), started only if a test needs it."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Before Ray is imported anywhere: one auth mode everywhere, no usage reporting, no W&B prompts.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray with 2 CPUs and one logical GPU, shared by every Ray test."""
+    import ray
+    from ray import cloudpickle
+
+    import tests.fixture_phases as fixture_phases
+
+    cloudpickle.register_pickle_by_value(fixture_phases)  # workers cannot import tests/
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
+             object_store_memory=75 * 1024**2, namespace="test")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    return tmp_path / "runs"
