@@ -148,6 +148,14 @@ def cmd_gc(args) -> int:
     return 0
 
 
+def eval_main(argv: list[str]) -> int:
+    from forge.eval.cli import add_eval_arguments, run_eval
+
+    parser = argparse.ArgumentParser(prog="forge eval", description="Evaluate a saved model.")
+    add_eval_arguments(parser)
+    return run_eval(parser.parse_args(argv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     _runs_dir_arg(p)
     p.set_defaults(func=cmd_report)
+    sub.add_parser("eval", help="evaluate a saved model on held-out text and tasks (see forge eval -h)",
+                   add_help=False)
     p = sub.add_parser("gc", help="apply the clean-up policy of the config's registry section")
     p.add_argument("--config", default=None)
     p.add_argument("--dry-run", action="store_true")
@@ -195,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv[:1] == ["run"]:
         return submit.main(argv[1:])
+    if argv[:1] == ["eval"]:  # imported on demand: it pulls in torch, which status doesn't need
+        return eval_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "resume":
         extra = ["--address", args.address] if args.address else []
