@@ -54,9 +54,17 @@ def save_artifact(model: Any, out_dir: str | Path, parents: list[str] | None = N
                   metrics: dict[str, float] | None = None, metadata: dict | None = None) -> dict:
     """Save an HF model with safetensors and write its manifest; returns the manifest."""
     out_dir = Path(out_dir)
+    save_weights(model, out_dir)
+    return write_manifest(out_dir, count_params(model), parents, metrics, metadata)
+
+
+def save_weights(model: Any, out_dir: Path) -> None:
+    """`save_pretrained` with safetensors, without transformers' per-shard progress bar."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    return write_manifest(out_dir, count_params(model), parents, metrics, metadata)
 
 
 def write_manifest(out_dir: Path, params: int, parents: list[str] | None = None,

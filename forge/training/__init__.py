@@ -1,0 +1,1 @@
+"""Training machinery shared by the phases: schedule, divergence guard, checkpoints, loop."""
