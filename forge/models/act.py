@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import initialization as init
 
 IGNORE_INDEX = -100
 
@@ -25,18 +26,17 @@ class HaltingHead(nn.Module):
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
-        self.q_head = nn.Linear(d_model, 1)
-        self.reset_halting_parameters()
+        self.q_weight = nn.Parameter(torch.zeros(d_model))
+        self.q_bias = nn.Parameter(torch.full((), self.BIAS_INIT))
 
     def reset_halting_parameters(self) -> None:
         """Zero weight, bias -5."""
-        with torch.no_grad():
-            self.q_head.weight.zero_()
-            self.q_head.bias.fill_(self.BIAS_INIT)
+        init.zeros_(self.q_weight)
+        init.constant_(self.q_bias, self.BIAS_INIT)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """(B, T, C) -> halting logits (B, T)."""
-        return self.q_head(y).squeeze(-1)
+        return y @ self.q_weight + self.q_bias
 
 
 def shift_labels(labels: torch.Tensor) -> torch.Tensor:

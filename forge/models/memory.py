@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import initialization as init
 
 
 def memory_apply(w1: torch.Tensor, w2: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -71,12 +72,11 @@ class NeuralMemory(nn.Module):
 
     def reset_memory_parameters(self) -> None:
         """Init W_0 at fan-in scale and the rate biases at the configured starting rates."""
-        with torch.no_grad():
-            self.w1_init.normal_(0.0, self.w1_init.shape[0] ** -0.5)
-            self.w2_init.normal_(0.0, 0.1 * self.w2_init.shape[0] ** -0.5)
-            self.mem_rates.weight.zero_()
-            bias = [_logit(0.1), _logit(self.momentum_init), _logit(1.0 - self.decay_init)]
-            self.mem_rates.bias.copy_(torch.tensor(bias))
+        init.normal_(self.w1_init, 0.0, self.w1_init.shape[0] ** -0.5)
+        init.normal_(self.w2_init, 0.0, 0.1 * self.w2_init.shape[0] ** -0.5)
+        init.zeros_(self.mem_rates.weight)
+        bias = [_logit(0.1), _logit(self.momentum_init), _logit(1.0 - self.decay_init)]
+        init.copy_(self.mem_rates.bias, torch.tensor(bias))
 
     def _chunked(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Project (B, T, C) to q, k, v (B, N, L, d) and rates (B, N, L, 3), padding T at the end."""

@@ -3,7 +3,7 @@
 Forward pass (DESIGN.md section 5; TRM arXiv 2510.04871, Titans arXiv 2501.00663):
 
     x = embed(input_ids)                                  # (B, T, C)
-    y, z = y_init, z_init                                 # learned (C,), broadcast to (B, T, C)
+    y, z = y_init, z_init                                 # fixed (C,), broadcast to (B, T, C)
     for s in range(supervision_steps):                    # deep supervision
         y, z = deep_recursion(f, x, y, z, T, n)           # first T-1 cycles without grad
         logits_s = lm_head(norm(y_s)); q_s = q_head(y_s)  # lm_head tied to embed
@@ -80,8 +80,10 @@ class CognateModel(CognatePreTrainedModel):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
         self.net = RecursionNet(config)
         self.norm = RMSNorm(config.d_model, config.norm_eps)
-        self.y_init = nn.Parameter(torch.zeros(config.d_model))
-        self.z_init = nn.Parameter(torch.zeros(config.d_model))
+        # Fixed random starting states, saved with the weights (TRM keeps them as buffers: with
+        # T >= 2 they sit before the no-grad cycles and could never receive a gradient).
+        self.register_buffer("y_init", torch.randn(config.d_model))
+        self.register_buffer("z_init", torch.randn(config.d_model))
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -93,7 +95,10 @@ class CognateModel(CognatePreTrainedModel):
     def forward(self, input_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Per supervision step the state y_s (B, T, C) (graph of step s only) and mean gate entropy."""
-        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        if inputs_embeds is None:
+            # sqrt(C) scale as in TRM: unit-RMS input next to the unit-RMS y and z.
+            inputs_embeds = self.embed_tokens(input_ids) * self.config.d_model ** 0.5
+        x = inputs_embeds  # (B, T, C)
         c = self.config
         y = self.y_init.to(x.dtype).expand_as(x)  # (B, T, C)
         z = self.z_init.to(x.dtype).expand_as(x)  # (B, T, C)

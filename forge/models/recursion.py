@@ -16,16 +16,22 @@ from torch import nn
 
 from forge.models.block import MAGBlock
 from forge.models.configuration import CognateConfig
-from forge.models.layers import rope_tables
+from forge.models.layers import RMSNorm, rope_tables
 
 
 class RecursionNet(nn.Module):
-    """f(a, b) = blocks(a + b): the shared network of every recursion step (input injection by sum)."""
+    """f(a, b) = RMSNorm(blocks(a + b)): the shared network of every recursion step.
+
+    Input injection is by sum, as in TRM. The closing norm plays the part of TRM's post-norm: it
+    keeps y and z at unit RMS however many times f is applied (pre-norm blocks alone would let the
+    residual stream grow with every recursion).
+    """
 
     def __init__(self, config: CognateConfig) -> None:
         super().__init__()
         self.config = config
         self.layers = nn.ModuleList(MAGBlock(config) for _ in range(config.n_layers))
+        self.out_norm = RMSNorm(config.d_model, config.norm_eps)
 
     def forward(self, state: torch.Tensor, inject: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C) x2 -> ((B, T, C), mean gate entropy over the blocks)."""
@@ -37,7 +43,7 @@ class RecursionNet(nn.Module):
         for layer in self.layers:
             h, e = layer(h, cos, sin)
             entropy = entropy + e
-        return h, entropy / len(self.layers)
+        return self.out_norm(h), entropy / len(self.layers)
 
 
 def latent_recursion(f: RecursionNet, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
