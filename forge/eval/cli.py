@@ -62,7 +62,9 @@ def load_model(model_dir: Path) -> Any:
     become one-line `EvalInputError`s."""
     import forge.models  # noqa: F401  (registers the Cognate model type with the Auto classes)
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the table is the output; no loading bars on stderr
     if not (model_dir / "config.json").is_file():
         raise EvalInputError(f"{model_dir}: no config.json (not a saved model folder)")
     try:
@@ -96,6 +98,10 @@ def evaluate_dir(model_dir: Path, split: str, cfg: DataConfig,
     if tok_file is None:
         raise EvalInputError(f"{model_dir}: no {TOKENIZER_FILE} in it or its run directory")
     tokenizer = load_tokenizer(tok_file)
+    model_vocab = getattr(model.config, "vocab_size", None)
+    if isinstance(model_vocab, int) and len(tokenizer) > model_vocab:
+        raise EvalInputError(f"{tok_file}: {len(tokenizer)} tokens but the model has "
+                             f"vocab_size {model_vocab}; use the run's own tokenizer.json")
     corpus, tasks = load_corpus(cfg), load_tasks(cfg)
     texts, examples = corpus.split(split), tasks.split(split)
     results = evaluate(model, tokenizer, texts, examples, cfg.eval, reference_texts=corpus.train)

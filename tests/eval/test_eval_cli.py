@@ -50,6 +50,7 @@ def test_eval_prints_the_table(run_dir, capsys):
     (["{run}/cognate"], "no config.json"),
     (["{run}/broken"], "cannot load the model"),
     (["{run}/cognate/model_a", "--split", "train"], "--split: got 'train'"),
+    (["{run}/small_vocab"], "but the model has vocab_size 300"),
     (["{run}/cognate/model_a", "--set", "data.vocab_size=1"], "data.vocab_size"),
 ])
 def test_bad_input_exits_2_with_one_line(run_dir, capsys, argv, message):
@@ -57,9 +58,12 @@ def test_bad_input_exits_2_with_one_line(run_dir, capsys, argv, message):
     broken.mkdir(exist_ok=True)
     (broken / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1}))
     (broken / "model.safetensors").write_bytes(b"not safetensors")
+    small = run_dir / "small_vocab"
+    if not small.exists():
+        GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=300)).save_pretrained(small)
     assert run_eval(_args(*[a.format(run=run_dir) for a in argv])) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    ours = [line for line in capsys.readouterr().err.splitlines() if "forge eval:" in line]
+    assert len(ours) == 1 and message in ours[0]
 
 
 def test_model_size_of_folder_matches_the_model(run_dir):
