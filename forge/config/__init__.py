@@ -15,6 +15,7 @@ import yaml
 
 from forge.config.data import DataConfig
 from forge.config.model import ModelConfig
+from forge.config.optim import OptimConfig
 from forge.config.phases import PHASE_CONFIGS, register_phase_config
 from forge.config.schema import ConfigError, build, option, to_dict
 from forge.config.sections import (GateConfig, PhaseConfig, PlanConfig, RayConfig, RegistryConfig,
@@ -36,6 +37,7 @@ class PipelineConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     phases: dict = field(default_factory=dict)  # phase name -> its registered PhaseConfig subclass

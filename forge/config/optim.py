@@ -1,0 +1,98 @@
+"""Optimizer section: MuGrokfast settings, one preset per training phase (DESIGN.md section 9).
+
+Each phase has its own subclass so that a YAML override of one field (`optim.cognate.lr=2e-3`)
+keeps that phase's other preset values instead of falling back to generic defaults.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from forge.config.schema import ConfigError, option
+
+
+@dataclass(frozen=True)
+class MuGrokfastConfig:
+    """Muon for 2-D hidden weights, AdamW for the rest, Grokfast filter, QK-clip."""
+
+    lr: float = option(1e-3, "Learning rate of AdamW and of Muon (Muon's update is RMS-matched "
+                             "to AdamW's, so one rate serves both).", gt=0)
+    weight_decay: float = option(0.01, "Decoupled weight decay of matrices (1-D tensors get none).",
+                                 ge=0)
+    muon_momentum: float = option(0.95, "Muon (Nesterov) momentum.", ge=0, lt=1)
+    adamw_betas: tuple[float, float] = option((0.9, 0.95), "AdamW (beta1, beta2).")
+    grokfast_alpha: float = option(0.98, "Grokfast EMA decay: mu <- alpha mu + (1 - alpha) g.",
+                                   ge=0, lt=1)
+    grokfast_lambda: float = option(0.3, "Grokfast amplification: g <- g + lambda mu; 0 disables.",
+                                    ge=0)
+    qk_clip_tau: Optional[float] = option(30.0, "QK-clip bound on the max pre-softmax logit per "
+                                                "head; null disables.", gt=0)
+    kl_weight: float = option(0.0, "Weight of a KL term to a reference model; read by the phase's "
+                                   "loss, not by the optimizer.", ge=0)
+
+    def check(self, path: str) -> None:
+        """Two betas, each in [0, 1)."""
+        if len(self.adamw_betas) != 2:
+            raise ConfigError(f"{path}.adamw_betas: got {list(self.adamw_betas)}; allowed: 2 numbers")
+        for i, beta in enumerate(self.adamw_betas):
+            if not 0.0 <= beta < 1.0:
+                raise ConfigError(f"{path}.adamw_betas[{i}]: got {beta!r}; allowed: [0, 1)")
+
+
+@dataclass(frozen=True)
+class CognateOptim(MuGrokfastConfig):
+    """Phase 1 (Cognate pre-training): lr 1e-3, lambda 0.3, tau 30."""
+
+
+@dataclass(frozen=True)
+class QuietStarOptim(MuGrokfastConfig):
+    """Phase 3 (Quiet-STaR): lr 5e-4, lambda 0.1, tau 25, KL 0.1."""
+
+    lr: float = option(5e-4, "Learning rate.", gt=0)
+    grokfast_lambda: float = option(0.1, "Grokfast amplification.", ge=0)
+    qk_clip_tau: Optional[float] = option(25.0, "QK-clip bound; null disables.", gt=0)
+    kl_weight: float = option(0.1, "KL to the reference model.", ge=0)
+
+
+@dataclass(frozen=True)
+class CurriculumOptim(MuGrokfastConfig):
+    """Phase 5 (curriculum, STE training of the ternary model): lr 1e-3, lambda 2.0, tau 30."""
+
+    grokfast_lambda: float = option(2.0, "Grokfast amplification.", ge=0)
+
+
+@dataclass(frozen=True)
+class BakingOptim(MuGrokfastConfig):
+    """Phase 6 (prompt baking, LoRA): lr 1e-4, lambda 0.2, tau 30."""
+
+    lr: float = option(1e-4, "Learning rate.", gt=0)
+    grokfast_lambda: float = option(0.2, "Grokfast amplification.", ge=0)
+
+
+@dataclass(frozen=True)
+class ExpertsOptim(MuGrokfastConfig):
+    """Phase 7 (SVF experts): lr 5e-4, lambda 0.15, tau 28, KL 0.05."""
+
+    lr: float = option(5e-4, "Learning rate.", gt=0)
+    grokfast_lambda: float = option(0.15, "Grokfast amplification.", ge=0)
+    qk_clip_tau: Optional[float] = option(28.0, "QK-clip bound; null disables.", gt=0)
+    kl_weight: float = option(0.05, "KL to the reference model.", ge=0)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """MuGrokfast presets of the phases that train (DESIGN.md section 9)."""
+
+    cognate: CognateOptim = option(default_factory=CognateOptim, doc="Phase 1.")
+    quiet_star: QuietStarOptim = option(default_factory=QuietStarOptim, doc="Phase 3.")
+    curriculum: CurriculumOptim = option(default_factory=CurriculumOptim, doc="Phase 5.")
+    baking: BakingOptim = option(default_factory=BakingOptim, doc="Phase 6.")
+    experts: ExpertsOptim = option(default_factory=ExpertsOptim, doc="Phase 7.")
+
+    def for_phase(self, name: str) -> MuGrokfastConfig:
+        """The preset of phase `name` (e.g. "cognate", "quiet_star"); KeyError names the choices."""
+        key = name.replace("-", "_")
+        if key not in self.__dataclass_fields__:
+            raise KeyError(f"optim: no preset for phase {name!r}; "
+                           f"available: {', '.join(self.__dataclass_fields__)}")
+        return getattr(self, key)
