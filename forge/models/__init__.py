@@ -11,10 +11,11 @@ from __future__ import annotations
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from forge.models.configuration import CognateConfig, cognate_config_from
+from forge.models.memory_estimate import estimate_training_memory
 from forge.models.modeling import CognateForCausalLM, CognateModel, CognateOutput
 
 AutoConfig.register(CognateConfig.model_type, CognateConfig, exist_ok=True)
 AutoModelForCausalLM.register(CognateConfig, CognateForCausalLM, exist_ok=True)
 
 __all__ = ["CognateConfig", "CognateForCausalLM", "CognateModel", "CognateOutput",
-           "cognate_config_from"]
+           "cognate_config_from", "estimate_training_memory"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from forge.models.layers import apply_rope
@@ -36,7 +37,7 @@ class SlidingWindowAttention(nn.Module):
         self.k_proj = nn.Linear(d_model, d_model, bias=False)
         self.v_proj = nn.Linear(d_model, d_model, bias=False)
         self.o_proj = nn.Linear(d_model, d_model, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)  # its p is passed to the fused kernel
         self.max_logit: torch.Tensor | None = None  # (nh,), not saved: a per-step statistic
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,17 +50,19 @@ class SlidingWindowAttention(nn.Module):
         q = apply_rope(self._heads(self.q_proj(x)), cos, sin)  # (B, nh, T, hd)
         k = apply_rope(self._heads(self.k_proj(x)), cos, sin)  # (B, nh, T, hd)
         v = self._heads(self.v_proj(x))  # (B, nh, T, hd)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, T)
         allowed = sliding_window_mask(T, self.window, x.device)  # (T, T)
-        scores = scores.masked_fill(~allowed, float("-inf"))
-        self._record_max(scores)
-        att = self.dropout(torch.softmax(scores, dim=-1))  # (B, nh, T, T)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.o_proj(y)
+        if self.training:  # QK-clip statistic; not needed for evaluation or generation
+            self._record_max(q, k, allowed)
+        p = self.dropout.p if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)  # (B, nh, T, hd)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
     @torch.no_grad()
-    def _record_max(self, scores: torch.Tensor) -> None:
-        peak = scores.detach().amax(dim=(0, 2, 3)).float()  # (nh,); masked entries are -inf
+    def _record_max(self, q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor) -> None:
+        """Running per-head max of the allowed logits; computed without autograd, so the (T, T)
+        scores are transient and the fused attention kernel keeps its memory savings."""
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, T)
+        peak = scores.masked_fill(~allowed, float("-inf")).amax(dim=(0, 2, 3)).float()  # (nh,)
         self.max_logit = peak if self.max_logit is None else torch.maximum(self.max_logit, peak)
 
     def reset_max_logit(self) -> None:
