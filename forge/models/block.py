@@ -34,7 +34,7 @@ class MAGBlock(GradientCheckpointingLayer):
 
     def __init__(self, config: CognateConfig) -> None:
         super().__init__()
-        c = config
+        c = self.config = config  # window and chunk are read live: specialisations change them
         self.attn_norm = RMSNorm(c.d_model, c.norm_eps)
         self.attn = SlidingWindowAttention(c.d_model, c.n_heads, c.window, c.dropout)
         self.memory = None
@@ -50,11 +50,11 @@ class MAGBlock(GradientCheckpointingLayer):
                 sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C) -> ((B, T, C), scalar gate entropy)."""
         u = self.attn_norm(h)  # (B, T, C)
-        a = self.attn(u, cos, sin)  # (B, T, C)
+        a = self.attn(u, cos, sin, window=self.config.window)  # (B, T, C)
         if self.memory is None:
             mixed, entropy = a, h.new_zeros(())
         else:
-            m = self.memory(u)  # (B, T, C)
+            m = self.memory(u, chunk=self.config.memory_chunk)  # (B, T, C)
             g = torch.sigmoid(self.mag_gate(u))  # (B, T, C)
             mixed, entropy = g * a + (1 - g) * m, bernoulli_entropy(g)
         h = h + self.dropout(mixed)

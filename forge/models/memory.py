@@ -78,10 +78,10 @@ class NeuralMemory(nn.Module):
         bias = [_logit(0.1), _logit(self.momentum_init), _logit(1.0 - self.decay_init)]
         init.copy_(self.mem_rates.bias, torch.tensor(bias))
 
-    def _chunked(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _chunked(self, x: torch.Tensor, chunk: int) -> tuple[torch.Tensor, ...]:
         """Project (B, T, C) to q, k, v (B, N, L, d) and rates (B, N, L, 3), padding T at the end."""
         B, T, _ = x.shape
-        pad = (-T) % self.chunk
+        pad = (-T) % chunk
         q = F.normalize(self.mem_query(x), dim=-1)  # (B, T, d)
         k = F.normalize(self.mem_key(x), dim=-1)  # (B, T, d)
         v = self.mem_value(x)  # (B, T, d)
@@ -90,13 +90,14 @@ class NeuralMemory(nn.Module):
         out = []
         for t in (q, k, v, rates):
             t = F.pad(t, (0, 0, 0, pad))  # zero rows after the last token only
-            out.append(t.view(B, (T + pad) // self.chunk, self.chunk, t.shape[-1]))
+            out.append(t.view(B, (T + pad) // chunk, chunk, t.shape[-1]))
         return tuple(out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> retrieved values projected back, (B, T, C)."""
+    def forward(self, x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """(B, T, C) -> retrieved values projected back, (B, T, C); `chunk` overrides the
+        constructor's chunk size (the block passes its config's live value)."""
         B, T, _ = x.shape
-        q, k, v, rates = self._chunked(x)  # (B, N, L, d) x3, (B, N, L, 3)
+        q, k, v, rates = self._chunked(x, chunk or self.chunk)  # (B, N, L, d) x3, (B, N, L, 3)
         w1 = self.w1_init.expand(B, -1, -1)  # (B, d, H)
         w2 = self.w2_init.expand(B, -1, -1)  # (B, H, d)
         s1, s2 = torch.zeros_like(w1), torch.zeros_like(w2)

@@ -87,9 +87,11 @@ class CognateModel(CognatePreTrainedModel):
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
+        """The token embedding (HF API)."""
         return self.embed_tokens
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Replace the token embedding (HF API)."""
         self.embed_tokens = value
 
     def forward(self, input_ids: torch.Tensor | None = None,
@@ -124,15 +126,19 @@ class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
+        """The token embedding (HF API)."""
         return self.model.embed_tokens
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Replace the token embedding (HF API)."""
         self.model.embed_tokens = value
 
     def get_output_embeddings(self) -> nn.Linear:
+        """The output head, tied to the embedding (HF API)."""
         return self.lm_head
 
     def set_output_embeddings(self, value: nn.Linear) -> None:
+        """Replace the output head (HF API)."""
         self.lm_head = value
 
     def forward(self, input_ids: torch.Tensor | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import peft
+import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -95,9 +96,22 @@ def test_left_padding_is_rejected(tiny: CognateConfig) -> None:
     ids = torch.randint(0, tiny.vocab_size, (1, 6))
     right = torch.tensor([[1, 1, 1, 1, 0, 0]])
     model(ids, attention_mask=right)
-    try:
+    with pytest.raises(ValueError, match="attention_mask"):
         model(ids, attention_mask=right.flip(1))
-    except ValueError as err:
-        assert "attention_mask" in str(err)
-    else:
-        raise AssertionError("left padding was accepted")
+
+
+def test_window_and_chunk_changes_on_the_config_take_effect(tiny: CognateConfig,
+                                                            tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = CognateForCausalLM(tiny).eval()
+    ids = torch.randint(0, tiny.vocab_size, (1, 20))
+    with torch.no_grad():
+        before = model(ids).logits
+        model.config.window, model.config.memory_chunk = 3, 8  # a Phase 1 specialisation
+        after = model(ids).logits
+    assert not torch.allclose(before, after)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert (loaded.config.window, loaded.config.memory_chunk) == (3, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, after)
