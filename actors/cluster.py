@@ -42,7 +42,8 @@ class RaySession:
 
 
 def resolve_address(explicit: str | None, configured: str | None) -> str | None:
-    """--address, then config, then RAY_ADDRESS, else None (meaning: auto, then local)."""
+    """--address, then config, then RAY_ADDRESS, else None (meaning: auto, then local).
+    The address 'local' always starts a new local Ray."""
     return explicit or configured or os.environ.get("RAY_ADDRESS") or None
 
 
@@ -52,6 +53,8 @@ def connect(cfg: RayConfig, explicit_address: str | None = None) -> RaySession:
         return RaySession(False, _dashboard(ray.get_runtime_context()), connected_here=False)
     address = resolve_address(explicit_address, cfg.address)
     common = {"namespace": cfg.namespace, "log_to_driver": False}
+    if address == "local":  # always a fresh local Ray, even when another cluster is running
+        return _start_local(cfg, common)
     if address:
         try:
             ctx = ray.init(address=address, **common)
@@ -63,7 +66,11 @@ def connect(cfg: RayConfig, explicit_address: str | None = None) -> RaySession:
         return RaySession(False, _dashboard(ctx))
     except (ConnectionError, RuntimeError):
         pass  # no running cluster: start our own below
-    ctx = ray.init(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
+    return _start_local(cfg, common)
+
+
+def _start_local(cfg: RayConfig, common: dict) -> RaySession:
+    ctx = ray.init(address="local", num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
                    include_dashboard=cfg.include_dashboard,
                    object_store_memory=cfg.object_store_mb * 1024**2, **common)
     return RaySession(True, _dashboard(ctx))

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import ray
 
+import actors.phases  # noqa: F401  (registers the built-in phases)
+from actors.errors import one_line
 from actors.phase import PhaseActor, PhaseError
 from actors.registry import RegistryClient
 from forge.config import PipelineConfig
@@ -92,7 +94,7 @@ class Driver:
         try:
             result = self._call_actor(phase_cls, name, attempt, staging, inputs)
         except (PhaseError, ray.exceptions.RayError, TimeoutError) as err:
-            message = err.message if isinstance(err, PhaseError) else f"{type(err).__name__}: {err}"
+            message = err.message if isinstance(err, PhaseError) else one_line(err)
             store.finish_phase(self.run_id, name, attempt, "failed", error=message)
             shutil.rmtree(staging, ignore_errors=True)
             report = PhaseReport(name, "failed", time.time() - started, attempt=attempt, note=message)
@@ -100,7 +102,7 @@ class Driver:
             raise PhaseFailed(name, message, [report]) from err
         outputs = self._commit(store, name, result, staging, inputs) if result.adopted else inputs
         status = "done" if result.adopted else "not_adopted"
-        size = sum(read_manifest(o.path)["bytes"] for o in outputs) if result.adopted else 0
+        size = sum(read_manifest(o.path)["bytes"] for o in outputs) if result.adopted else 0  # handed on
         summary = {"inputs": refs_to_json(inputs, str(self.runs_dir)),
                    "outputs": refs_to_json(outputs, str(self.runs_dir)),
                    "adopted": result.adopted, "reason": result.reason, "size_bytes": size,
@@ -167,8 +169,9 @@ class Driver:
                                  manifest["bytes"], manifest["params"],
                                  {**manifest.get("metadata", {}), "metrics": manifest["metrics"]},
                                  parents)
-            refs.append(ModelRef(mid, str(path), manifest["digest"], manifest["params"],
-                                 manifest.get("metadata", {})))
+            if out.handed_on:
+                refs.append(ModelRef(mid, str(path), manifest["digest"], manifest["params"],
+                                     manifest.get("metadata", {})))
         contract = get_phase(name).output_contract.as_dict()
         store.record_handoff(self.run_id, prev, name, contract, "ok")
         return refs

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import ray
 
+from actors.errors import one_line
 from actors.registry import RegistryClient
 from forge.pipeline.artifacts import ModelRef
 from forge.pipeline.phase import PhaseContext, PhaseResult
@@ -55,7 +56,7 @@ class PhaseActor:
             return result
         except Exception as err:
             # Keep the phase's own traceback: Ray's wrapper would otherwise bury where it failed.
-            raise PhaseError(ctx.phase, f"{type(err).__name__}: {err}", traceback.format_exc()) from err
+            raise PhaseError(ctx.phase, one_line(err), traceback.format_exc()) from err
         finally:
             if sink is not None:
                 sink.finish()

@@ -33,7 +33,8 @@ def build_parser(prog: str = "python -m forge.submit") -> argparse.ArgumentParse
     p.add_argument("--phases", default=None, help="subset 'a,b' or range 'a..b' of pipeline.phases")
     p.add_argument("--runs-dir", default=None, help="where runs and registry.db live (run.runs_dir)")
     p.add_argument("--resume", default=None, metavar="RUN_ID", help="continue an earlier run")
-    p.add_argument("--address", default=None, help="Ray cluster address (else RAY_ADDRESS, auto)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (else RAY_ADDRESS, auto); 'local' starts a new local Ray")
     return p
 
 

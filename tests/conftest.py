@@ -25,8 +25,9 @@ def ray_session():
     import tests.fixture_phases as fixture_phases
 
     cloudpickle.register_pickle_by_value(fixture_phases)  # workers cannot import tests/
+    # Bound to loopback: tests never talk to another address (subprocess drivers connect here).
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
-             object_store_memory=75 * 1024**2, namespace="test")
+             object_store_memory=75 * 1024**2, namespace="test", _node_ip_address="127.0.0.1")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

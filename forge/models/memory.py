@@ -49,6 +49,15 @@ def memory_grad(w1: torch.Tensor, w2: torch.Tensor, k: torch.Tensor, v: torch.Te
     return g1, g2
 
 
+NORM_BOUND = 4.0  # fast weights stay within this multiple of W_0's Frobenius norm (+1)
+
+
+def bounded(w: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+    """Rescale each sequence's matrix w (B, m, n) to Frobenius norm <= bound (differentiable)."""
+    norm = w.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)  # (B, 1, 1)
+    return w * (bound / norm).clamp(max=1.0)
+
+
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
@@ -101,6 +110,11 @@ class NeuralMemory(nn.Module):
         w1 = self.w1_init.expand(B, -1, -1)  # (B, d, H)
         w2 = self.w2_init.expand(B, -1, -1)  # (B, H, d)
         s1, s2 = torch.zeros_like(w1), torch.zeros_like(w2)
+        # Inner gradient descent is unstable once the fast weights grow (its curvature grows
+        # with them), and sequences longer than those seen in training would then blow up to
+        # NaN; a norm bound of a few times W_0's keeps every read finite.
+        bound1 = NORM_BOUND * self.w1_init.norm().detach() + 1.0
+        bound2 = NORM_BOUND * self.w2_init.norm().detach() + 1.0
         reads = []
         for c in range(q.shape[1]):
             reads.append(memory_apply(w1, w2, q[:, c]))  # state before chunk c: (B, L, d)
@@ -111,6 +125,7 @@ class NeuralMemory(nn.Module):
             eta_c = eta.mean(1).view(B, 1, 1)  # (B, 1, 1): one momentum per chunk
             keep = 1.0 - alpha.mean(1).view(B, 1, 1)  # (B, 1, 1): retention
             s1, s2 = eta_c * s1 - g1, eta_c * s2 - g2
-            w1, w2 = keep * w1 + s1, keep * w2 + s2
+            w1 = bounded(keep * w1 + s1, bound1)
+            w2 = bounded(keep * w2 + s2, bound2)
         y = torch.cat(reads, dim=1)[:, :T]  # (B, T, d)
         return self.mem_out(y)

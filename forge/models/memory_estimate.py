@@ -9,12 +9,13 @@ Muon 1 (momentum), AdamW 2 (m, v), plus 1 Grokfast EMA buffer each when Grokfast
 
 Activations are what autograd keeps for the backward pass, counted per operation of this code in
 units of its tensor shapes (read off `torch.autograd.graph.saved_tensors_hooks` on small configs
-with pairwise distinct sizes, see `measure_saved_activation_bytes`). With A = n_layers x (n + 1) x
+with pairwise distinct sizes, see `measure_saved_activation_bytes`; the fast-weight norm bound
+adds 2 B d_mem H + 20 B per memory update). With A = n_layers x (n + 1) x
 supervision_steps block applications under gradient (the T-1 no-grad cycles keep nothing),
 N = batch x seq tokens, c = ceil(seq / chunk) memory chunks:
 
     per block application  N (20 C + 4 d_ff + 5 d_mem + n_heads + 10) + seq^2       (attention mask)
-                           + c * 2 B L H + (c - 1) (8 B L H + 4 B d_mem H + 2 B L d_mem)
+                           + c * 2 B L H + (c - 1) (8 B L H + 6 B d_mem H + 2 B L d_mem + 20 B)
                            (without memory: N (11 C + 4 d_ff + n_heads + 10) + seq^2)
     per f application      2 N C            per supervision step  3 N C + N V
     once                   18 N
@@ -86,7 +87,8 @@ def block_elements(config: CognateConfig, batch: int, seq: int) -> int:
     chunks = math.ceil(seq / L)
     return (N * (20 * c.d_model + 4 * c.d_ff + 5 * d + c.n_heads + 10) + seq * seq
             + chunks * 2 * batch * L * H
-            + (chunks - 1) * (8 * batch * L * H + 4 * batch * d * H + 2 * batch * L * d))
+            + (chunks - 1) * (8 * batch * L * H + 6 * batch * d * H + 2 * batch * L * d
+                              + 20 * batch))
 
 
 def activation_elements(config: CognateConfig, batch: int, seq: int,

@@ -1,4 +1,3 @@
-"""The built-in phases: each module holds one phase's pure steps and registers it.
-
-Phases register themselves in `forge.pipeline.registry` when imported here.
-"""
+"""The built-in phases: each has a config module (light: imported whenever a config is loaded)
+and a module of pure steps; `actors/phases/<name>.py` says how the steps run on Ray."""
+from forge.phases import cognate_config  # noqa: F401  (registers phases.cognate)

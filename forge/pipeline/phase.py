@@ -61,6 +61,7 @@ class PhaseOutput:
 
     name: str
     parents: list[tuple[str, str]] = field(default_factory=list)  # (parent model id, method)
+    handed_on: bool = True  # False: registered with lineage, but not an input of the next phase
 
 
 @dataclass
@@ -103,7 +104,7 @@ class BasePhase:
     def validate_output(self, result: PhaseResult, ctx: PhaseContext) -> None:
         if not result.adopted:
             return  # the inputs go on unchanged; they already passed the input contract
-        refs = [output_ref(ctx, out) for out in result.outputs]
+        refs = [output_ref(ctx, out) for out in result.outputs if out.handed_on]
         self.output_contract.check(refs, f"{self.name} output")
 
 

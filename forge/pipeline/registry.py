@@ -29,6 +29,8 @@ def get_phase(name: str) -> type:
 
 
 def available_phases() -> list[str]:
+    """Phases a config may name: every registered phase config (runnable or not yet)."""
     import forge.phases  # noqa: F401
+    from forge.config.phases import PHASE_CONFIGS
 
-    return sorted(PHASES)
+    return sorted(set(PHASES) | set(PHASE_CONFIGS))

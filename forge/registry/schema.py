@@ -23,7 +23,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE metrics (
         run TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, phase TEXT NOT NULL,
         model TEXT NOT NULL DEFAULT '', step INTEGER NOT NULL, name TEXT NOT NULL,
-        value REAL NOT NULL, time REAL NOT NULL, PRIMARY KEY (run, phase, model, step, name));
+        value REAL, time REAL NOT NULL, PRIMARY KEY (run, phase, model, step, name));  -- NULL: NaN
     CREATE TABLE handoffs (
         run TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, from_phase TEXT NOT NULL,
         to_phase TEXT NOT NULL, contract TEXT NOT NULL, result TEXT NOT NULL, time REAL NOT NULL,

@@ -1,6 +1,8 @@
 """The data section of the config: the shipped YAML loads, and errors name the key typed."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from forge.config import ConfigError, load, load_dict
@@ -8,9 +10,14 @@ from forge.config.data import DataConfig
 from forge.data.tasks import load_tasks
 
 
-def test_shipped_pipeline_data_block_is_the_default_and_its_tasks_generate():
+def test_shipped_pipeline_data_block_is_the_default_but_cpu_sized_and_its_tasks_generate():
     cfg = load()
-    assert cfg.data == DataConfig()
+    # The default pipeline keeps the data defaults but shorter sequences and a smaller
+    # evaluation, so Phase 1 fits in minutes on 2 cores.
+    cpu_sized = replace(DataConfig(), seq_len=64,
+                        eval=replace(DataConfig().eval, max_documents=40, max_task_examples=10,
+                                     max_new_tokens=12))
+    assert cfg.data == cpu_sized
     small = load(None, ["data.task_train_size=10", "data.task_validation_size=5",
                         "data.task_test_size=5"]).data
     assert len(load_tasks(small).test) == 6  # ceil(5 * 2/6) + 4 * ceil(5 * 1/6)

@@ -69,3 +69,18 @@ def test_sliding_window_sees_only_the_window_behind() -> None:
     out = attn(edited, cos, sin)
     changed = (out - base).abs().amax(-1)[0] > 0  # (T,)
     assert changed.tolist() == [i in (4, 5, 6) for i in range(10)]
+
+
+def test_long_sequences_stay_finite_after_fast_weights_grow():
+    """Sequences far longer than training ones must not blow the memory up to NaN."""
+    from forge.models import CognateConfig, CognateForCausalLM
+
+    torch.manual_seed(0)
+    model = CognateForCausalLM(CognateConfig(vocab_size=64, d_model=32, n_layers=1, n_heads=2,
+                                             d_ff=64, max_seq_len=1024, memory_chunk=4,
+                                             memory_lr_max=50.0)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # an aggressive, trained-looking state
+        logits = model(torch.randint(0, 64, (2, 1024))).logits
+    assert torch.isfinite(logits).all()

@@ -110,3 +110,9 @@ def test_gc_removes_rows_and_dirs(store, tmp_path):
     assert sorted(dropped) == ["old0", "r1"]
     assert {r["id"] for r in store.list_runs()} == {"old1", "old2"}
     assert not (tmp_path / "old0").exists() and (tmp_path / "old2").exists()
+
+
+def test_nan_metric_is_stored_as_null_not_an_error(store):
+    store.log_metrics("r1", "a", 1, {"nan": float("nan"), "inf": float("inf")})
+    values = {r["name"]: r["value"] for r in store.metrics("r1")}
+    assert values["nan"] is None and values["inf"] == float("inf")

@@ -1,0 +1,103 @@
+"""Phase 1 on Ray: three TrainerActors at once, sharing one GPU by fractions (or the CPUs)."""
+from __future__ import annotations
+
+import math
+
+import ray
+
+from actors.trainer import TrainerActor
+from forge.phases.cognate import (OUTPUT_METADATA, PHASE, SpecialistJob, build_seed_model,
+                                  check_diversity, load_state, train_specialist)
+from forge.phases.cognate_config import CognatePhaseConfig
+from forge.phases.common import evaluate_split, pick_device, prepare_data
+from forge.pipeline import (BasePhase, HandoffContract, PhaseContext, PhaseOutput, PhaseResult,
+                            model_id, register_phase, save_artifact)
+from forge.pipeline.phase import output_ref
+
+
+def trainer_resources(settings: CognatePhaseConfig, n: int) -> tuple[float, float]:
+    """(CPUs, GPUs) per trainer: GPU fractions only when the cluster has GPUs."""
+    cluster = ray.cluster_resources()
+    cpus = settings.trainer_cpus or max(0.01, math.floor(100 * cluster.get("CPU", 1) / n) / 100)
+    gpus = settings.trainer_gpus if cluster.get("GPU", 0) > 0 else 0.0
+    return cpus, gpus
+
+
+def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
+                 gpus: float) -> dict[str, dict]:
+    """Start one TrainerActor per job at once; wait for all; report summed progress."""
+    settings = ctx.settings
+    registry = ctx.recorder.registry.handle
+    actors = {job.spec.name: TrainerActor.options(
+        name=f"{PHASE}/trainer-{job.spec.name}@{ctx.run_id}", num_cpus=cpus, num_gpus=gpus,
+        max_restarts=settings.trainer_max_restarts,
+        max_task_retries=settings.trainer_max_restarts,
+    ).remote(job.spec.name, max(1, int(cpus)), registry, ctx.run_id, PHASE) for job in jobs}
+    pending = {actors[j.spec.name].train.remote(train_specialist, j): j.spec.name for j in jobs}
+    results = {}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), timeout=1.0)
+            for ref in done:
+                results[pending.pop(ref)] = ray.get(ref)
+            report_progress(ctx, actors.values())
+    finally:
+        for actor in actors.values():
+            ray.kill(actor)
+    return results
+
+
+def report_progress(ctx: PhaseContext, actors) -> None:
+    done = total = 0
+    for actor in actors:
+        try:
+            p = ray.get(actor.progress.remote(), timeout=2)
+        except (ray.exceptions.RayError, TimeoutError):
+            continue  # restarting: it reports again once it has resumed
+        done, total = done + p["done"], total + p["total"]
+    if total:
+        ctx.progress(done, total, "steps over all trainers")
+
+
+@register_phase
+class CognatePhase(BasePhase):
+    """Seed model -> three specialists trained concurrently -> diversity and handoff checks."""
+
+    name = PHASE
+    config_class = CognatePhaseConfig
+    input_contract = HandoffContract(0, 0)
+
+    def run(self, inputs, ctx: PhaseContext) -> PhaseResult:
+        cfg, settings = ctx.config, ctx.settings
+        data = prepare_data(cfg, ctx.run_dir)
+        seed_value = cfg.run.seed if settings.init_seed is None else settings.init_seed
+        seed_model = build_seed_model(cfg, len(data.tokenizer), seed_value)
+        seed_manifest = save_artifact(seed_model, ctx.artifact_dir("seed"),
+                                      metadata={"vocab_size": len(data.tokenizer), "role": "seed"})
+        seed_id = model_id(ctx.run_id, PHASE, "seed")
+        jobs = [SpecialistJob(ctx.run_id, ctx.run_dir, cfg, spec, ctx.artifact_dir("seed"), seed_id,
+                              seed_manifest["digest"], ctx.artifact_dir(spec.name),
+                              ctx.run_dir / "checkpoints" / PHASE / spec.name)
+                for spec in settings.specialisations]
+        cpus, gpus = trainer_resources(settings, len(jobs))
+        results = run_trainers(jobs, ctx, cpus, gpus)
+        seed_metrics = evaluate_split(seed_model, data, cfg)
+        ctx.log_metrics(0, seed_metrics, model="seed")
+        states = {name: load_state(ctx.artifact_dir(name)) for name in results}
+        diversity = check_diversity(states, seed_model.state_dict(), settings.diversity_floor)
+        ctx.log_metrics(settings.train.steps, diversity)
+        key = "text/bits_per_byte"
+        beats = {n: r[key] < seed_metrics[key] for n, r in results.items()}
+        outputs = [PhaseOutput("seed", [], handed_on=False)]
+        outputs += [PhaseOutput(j.spec.name, [(seed_id, f"train:{j.spec.name}")]) for j in jobs]
+        return PhaseResult(outputs, key_metric=("val_bits_per_byte", min(r[key] for r in results.values())),
+                           summary={"seed": seed_metrics, "models": results, "diversity": diversity,
+                                    "beats_seed": beats, "trainer_resources": {
+                                        "num_cpus": cpus, "num_gpus": gpus,
+                                        "device": pick_device(cfg.run.device).type}})
+
+    def validate_output(self, result: PhaseResult, ctx: PhaseContext) -> None:
+        s = ctx.settings
+        contract = HandoffContract(len(s.specialisations), len(s.specialisations), s.min_params,
+                                   s.max_params, OUTPUT_METADATA)
+        contract.check([output_ref(ctx, o) for o in result.outputs if o.handed_on], "cognate output")

@@ -1,0 +1,165 @@
+"""Phase 1 (Cognate), its pure steps: the shared seed model, each specialist's data and
+training, and the checks on the three results (DESIGN.md section 5).
+
+The Ray side (`actors/phases/cognate.py`) runs `train_specialist` in three TrainerActors at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from forge.config import PipelineConfig
+from forge.data.batching import collate, encode_example, encode_documents, lm_windows
+from forge.eval.diversity import pairwise_diversity
+from forge.models import CognateForCausalLM, cognate_config_from
+from forge.optim import build_optimizer
+from forge.phases.cognate_config import PHASE, Specialisation
+from forge.phases.common import RunData, evaluate_split, pick_device, prepare_data
+from forge.pipeline.artifacts import save_artifact
+from forge.training.loop import LoopSettings, Trainer
+
+OUTPUT_METADATA = ("specialisation", "vocab_size", "seed_model")
+
+
+def build_seed_model(cfg: PipelineConfig, vocab_size: int, seed: int) -> CognateForCausalLM:
+    """The one initialisation all specialists start from (weights of models trained from
+    different inits are not aligned, so they could not be merged later)."""
+    torch.manual_seed(seed)
+    return CognateForCausalLM(cognate_config_from(cfg.model, vocab_size))
+
+
+def specialise(model: CognateForCausalLM, spec: Specialisation) -> None:
+    """Apply a specialisation's settings, none of which changes a parameter shape."""
+    model.config.act_threshold = spec.act_threshold
+    if spec.memory_chunk is not None:
+        model.config.memory_chunk = spec.memory_chunk
+    if spec.window is not None:
+        model.config.window = spec.window
+
+
+class SpecialistBatches:
+    """Batch `step` is a pure function of (data seed, step): exact resume needs no data state."""
+
+    def __init__(self, data: RunData, spec: Specialisation, batch_size: int, seq_len: int,
+                 task_weights: dict[str, float]):
+        ids = encode_documents(data.tokenizer, data.corpus.train)
+        self.windows = lm_windows(ids, seq_len)  # (N, T+1)
+        self.by_task = {name: [encode_example(data.tokenizer, e, seq_len) for e in
+                               data.tasks.train if e.task == name]
+                        for name, w in task_weights.items() if w > 0}
+        self.by_task = {k: v for k, v in self.by_task.items() if v}
+        self.tasks = sorted(self.by_task)
+        self.weights = torch.tensor([task_weights[t] for t in self.tasks], dtype=torch.float)
+        self.spec, self.batch_size = spec, batch_size
+        self.pad_id = data.tokenizer.pad_token_id
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.spec.data_seed * 1_000_003 + step)
+        text = not self.tasks or torch.rand((), generator=g).item() < self.spec.text_fraction
+        if text:
+            rows = torch.randint(len(self.windows), (self.batch_size,), generator=g)
+            ids = self.windows[rows]  # (B, T+1)
+            return {"input_ids": ids, "labels": ids}
+        picks = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=g)
+        chosen = []
+        for t in picks.tolist():
+            pool = self.by_task[self.tasks[t]]
+            chosen.append(pool[int(torch.randint(len(pool), (), generator=g))])
+        return collate(chosen, self.pad_id)
+
+
+def task_weights_for(spec: Specialisation, cfg: PipelineConfig) -> dict[str, float]:
+    """The specialist's task mix; names it gives must be tasks of `data.tasks`."""
+    known = {t.name: t.weight for t in cfg.data.tasks}
+    for name in spec.task_weights:
+        if name not in known:
+            raise ValueError(f"phases.cognate.specialisations[{spec.name}].task_weights: unknown "
+                             f"task {name!r}; data.tasks has {', '.join(sorted(known))}")
+    return dict(spec.task_weights) if spec.task_weights else known
+
+
+@dataclass(frozen=True)
+class SpecialistJob:
+    """Everything a TrainerActor needs to train one specialist; plain data, cheap to ship."""
+
+    run_id: str
+    run_dir: Path
+    config: PipelineConfig
+    spec: Specialisation
+    seed_path: Path
+    seed_id: str
+    seed_digest: str
+    out_dir: Path
+    checkpoint_dir: Path
+
+    @property
+    def fingerprint(self) -> str:
+        """Checkpoints are reused only for the same seed weights and the same settings."""
+        settings = json.dumps([self.seed_digest, repr(self.spec), repr(self.config.phases.get(PHASE)),
+                               repr(self.config.model), repr(self.config.data)], sort_keys=True)
+        return hashlib.sha256(settings.encode()).hexdigest()
+
+
+def loop_settings(s) -> LoopSettings:
+    return LoopSettings(steps=s.steps, warmup=s.warmup, min_lr_ratio=s.min_lr_ratio,
+                        grad_clip=s.grad_clip, log_every=s.log_every,
+                        checkpoint_every=s.checkpoint_every, keep_checkpoints=s.keep_checkpoints,
+                        divergence_factor=s.divergence_factor,
+                        divergence_grace=s.divergence_grace, max_recoveries=s.max_recoveries,
+                        lr_backoff=s.lr_backoff)
+
+
+def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
+                     progress: Callable[[int, int], None] = lambda d, t: None) -> dict:
+    """Train one specialist from the seed (resuming from its checkpoint), evaluate it on the
+    validation split and save its artifact. Returns its metrics."""
+    cfg, spec = job.config, job.spec
+    settings = cfg.phase(PHASE)
+    device = pick_device(cfg.run.device)
+    data = prepare_data(cfg, job.run_dir)
+    model = CognateForCausalLM.from_pretrained(job.seed_path).to(device)
+    specialise(model, spec)
+    torch.manual_seed(spec.data_seed)
+    optimizer = build_optimizer(model, cfg.optim.for_phase(PHASE))
+    batches = SpecialistBatches(data, spec, settings.train.batch_size, cfg.data.seq_len,
+                                task_weights_for(spec, cfg))
+    before_step, after_step = optimizer.hooks()
+    trainer = Trainer(spec.name, model, optimizer, batches, loop_settings(settings.train),
+                      job.checkpoint_dir, job.fingerprint, device, log, progress,
+                      before_step=before_step, after_step=after_step)
+    started = time.time()
+    outcome = trainer.run()
+    if outcome.resumed_from == 0:
+        log(0, {"trainer/started_at": started})
+    metrics = evaluate_split(model, data, cfg)
+    metrics.update({"train/final_loss": outcome.final_loss, "train/tokens_per_s": outcome.tokens_per_s,
+                    "train/resumed_from": float(outcome.resumed_from),
+                    "train/recoveries": float(outcome.recoveries)})
+    save_artifact(model.cpu(), job.out_dir, [job.seed_id], metrics,
+                  {"specialisation": spec.name, "vocab_size": model.config.vocab_size,
+                   "seed_model": job.seed_id, "act_threshold": spec.act_threshold})
+    log(outcome.steps_done, {"trainer/ended_at": time.time(), **metrics})
+    return metrics
+
+
+def check_diversity(models: dict[str, dict], seed: dict, floor: float) -> dict[str, float]:
+    """Pairwise diversity of the specialists; raises ValueError naming the closest pair under
+    `floor` (identical training would give three copies of one model)."""
+    pairs = pairwise_diversity(models, seed)
+    named = {f"diversity/{a}~{b}": d for (a, b), d in pairs.items()}
+    if pairs:
+        (a, b), low = min(pairs.items(), key=lambda kv: kv[1])
+        if low < floor:
+            raise ValueError(f"cognate: models {a} and {b} are too alike: pairwise weight "
+                             f"diversity {low:.4g} < phases.cognate.diversity_floor {floor}")
+    return named
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    return CognateForCausalLM.from_pretrained(path).state_dict()

@@ -1,0 +1,60 @@
+"""Steps several phases share: the run's data and tokenizer, the device, evaluation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerFast
+
+from forge.config import PipelineConfig
+from forge.data.tasks import TaskSplits, load_tasks, task_texts
+from forge.data.text import Corpus, load_corpus
+from forge.data.tokenizer import TOKENIZER_FILE, load_tokenizer, save_tokenizer, train_tokenizer
+from forge.eval import evaluate
+
+
+@dataclass
+class RunData:
+    """Text splits, task splits and the run's tokenizer."""
+
+    corpus: Corpus
+    tasks: TaskSplits
+    tokenizer: PreTrainedTokenizerFast
+
+
+def prepare_data(cfg: PipelineConfig, run_dir: Path) -> RunData:
+    """Load the corpus and tasks; train the tokenizer once per run and save it in the run dir.
+
+    Later calls (other phases, trainers on other processes) load `run_dir/tokenizer.json`, so every
+    model of a run shares one vocabulary.
+    """
+    corpus, tasks = load_corpus(cfg.data), load_tasks(cfg.data)
+    saved = Path(run_dir) / TOKENIZER_FILE
+    if saved.is_file():
+        tokenizer = load_tokenizer(saved)
+    else:
+        texts = corpus.train + task_texts(tasks.train)
+        tokenizer = train_tokenizer(texts, cfg.data.vocab_size, cfg.data.tokenizer_cache)
+        save_tokenizer(tokenizer, run_dir)
+    return RunData(corpus, tasks, tokenizer)
+
+
+def pick_device(setting: str) -> torch.device:
+    """'auto' -> CUDA when torch sees it, else CPU. Never from Ray's GPU ids (RAY_NOTES.md)."""
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("run.device is 'cuda' but torch sees no CUDA device")
+    if setting == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def evaluate_split(model: Any, data: RunData, cfg: PipelineConfig,
+                   split: str = "validation") -> dict[str, float]:
+    """Every evaluation number of `model` on one split (validation selects, test reports)."""
+    model.eval()
+    with torch.no_grad():
+        return evaluate(model, data.tokenizer, data.corpus.split(split), data.tasks.split(split),
+                        cfg.data.eval,
+                        reference_texts=data.corpus.train)

@@ -1,0 +1,101 @@
+"""Phase 1 on Ray at test size: three trainers at once, on logical GPU fractions, surviving a kill."""
+import json
+import threading
+import time
+
+import pytest
+import ray
+
+from forge import submit
+from forge.registry import RegistryStore
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+TINY = str(ROOT / "tests" / "cognate_tiny.yaml")
+NAMES = ("reasoning", "memory", "adaptive")
+
+
+def run_tiny(runs_dir, tmp_path, *sets: str) -> int:
+    args = ["--config", TINY, "--runs-dir", str(runs_dir),
+            "--set", f"data.tokenizer_cache={tmp_path / 'tok'}"]
+    for s in sets:
+        args += ["--set", s]
+    return submit.main(args)
+
+
+def only_run(runs_dir):
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    (run,) = store.list_runs()
+    return store, run["id"]
+
+
+def test_three_trainers_overlap_beat_the_seed_and_differ(ray_session, runs_dir, tmp_path):
+    assert ray.cluster_resources().get("GPU") == 1  # logical GPU: this machine has none
+    assert run_tiny(runs_dir, tmp_path) == 0
+    store, run_id = only_run(runs_dir)
+    metric = {(m["model"], m["name"]): m["value"] for m in store.metrics(run_id)}
+    starts = [metric[(n, "trainer/started_at")] for n in NAMES]
+    ends = [metric[(n, "trainer/ended_at")] for n in NAMES]
+    assert max(starts) < min(ends)  # all three were training at the same time
+    seed_bpb = metric[("seed", "text/bits_per_byte")]
+    for name in NAMES:
+        assert metric[(name, "text/bits_per_byte")] < seed_bpb
+        losses = [m for m in store.metrics(run_id, name="loss") if m["model"] == name]
+        assert [m["step"] for m in losses] == [2, 4, 6, 8, 10, 12]
+    diversity = [v for (model, k), v in metric.items() if k.startswith("diversity/")]
+    assert len(diversity) == 3 and min(diversity) > 0.01
+    models = {m["name"]: m for m in store.list_models(run_id)}
+    assert set(models) == {"seed", *NAMES}
+    for name in NAMES:
+        assert store.parents(models[name]["id"]) == [{"parent": models["seed"]["id"],
+                                                      "method": f"train:{name}"}]
+        meta = json.loads(models[name]["metadata"])
+        assert meta["specialisation"] == name and meta["seed_model"] == models["seed"]["id"]
+    summary = json.loads(store.latest_phases(run_id)["cognate"]["summary"])
+    assert summary["details"]["trainer_resources"] == {"num_cpus": 0.66, "num_gpus": 0.33,
+                                                       "device": "cpu"}
+    assert len(summary["outputs"]) == 3  # the seed is registered but not handed on
+
+
+def test_identical_specialists_fail_the_diversity_floor(ray_session, runs_dir, tmp_path, capsys):
+    same = "act_threshold: 0.9, data_seed: 5, text_fraction: 0.5"
+    specs = "[" + ", ".join(f"{{name: {n}, {same}}}" for n in "abc") + "]"
+    code = run_tiny(runs_dir, tmp_path, f"phases.cognate.specialisations={specs}",
+                    "phases.cognate.train.steps=4")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "are too alike: pairwise weight diversity 0 < phases.cognate.diversity_floor" in err
+
+
+def test_handoff_contract_violation_names_the_problem(ray_session, runs_dir, tmp_path, capsys):
+    code = run_tiny(runs_dir, tmp_path, "phases.cognate.max_params=1000", "phases.cognate.train.steps=2")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "cognate output: model" in err and "parameters, outside 1..1000" in err
+
+
+def test_killed_trainer_resumes_from_its_checkpoint(ray_session, runs_dir, tmp_path):
+    steps = 40
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("code", run_tiny(
+        runs_dir, tmp_path, f"phases.cognate.train.steps={steps}",
+        "phases.cognate.train.checkpoint_every=5")))
+    thread.start()
+    deadline = time.monotonic() + 240
+    while True:
+        assert time.monotonic() < deadline and thread.is_alive()
+        if (runs_dir / "registry.db").exists():
+            store, run_id = only_run(runs_dir)
+            done = [m["step"] for m in store.metrics(run_id, name="loss") if m["model"] == "memory"]
+            if done and max(done) >= 12:
+                break
+        time.sleep(0.2)
+    actor = ray.get_actor(f"cognate/trainer-memory@{run_id}")
+    ray.kill(actor, no_restart=False)
+    thread.join(timeout=300)
+    assert result["code"] == 0
+    store, run_id = only_run(runs_dir)
+    rows = [m for m in store.metrics(run_id, name="loss") if m["model"] == "memory"]
+    assert [m["step"] for m in rows] == list(range(2, steps + 1, 2))  # none lost, none twice
+    resumed = {m["model"]: m["value"] for m in store.metrics(run_id, name="train/resumed_from")}
+    assert resumed["memory"] >= 10 and resumed["reasoning"] == 0
