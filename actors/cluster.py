@@ -1,7 +1,9 @@
 """Finding or starting the Ray cluster a run uses (DESIGN.md section 1, RAY_NOTES.md)."""
 from __future__ import annotations
 
+import json
 import os
+import socket
 from dataclasses import dataclass
 
 import ray
@@ -36,6 +38,12 @@ class RaySession:
                                "the cluster may lack a head node with free resources") from err
         return handle
 
+    def job_id(self) -> str | None:
+        """The Ray job of this driver, and the submission id when run by `ray job submit`."""
+        job = ray.get_runtime_context().get_job_id()
+        submission = submission_id(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
+        return f"{job} (submission {submission})" if submission else job
+
     def close(self) -> None:
         if self.connected_here:
             ray.shutdown()
@@ -56,6 +64,7 @@ def connect(cfg: RayConfig, explicit_address: str | None = None) -> RaySession:
     if address == "local":  # always a fresh local Ray, even when another cluster is running
         return _start_local(cfg, common)
     if address:
+        check_reachable(address, cfg.connect_timeout_s)
         try:
             ctx = ray.init(address=address, **common)
         except (ConnectionError, RuntimeError, ValueError) as err:
@@ -67,6 +76,27 @@ def connect(cfg: RayConfig, explicit_address: str | None = None) -> RaySession:
     except (ConnectionError, RuntimeError):
         pass  # no running cluster: start our own below
     return _start_local(cfg, common)
+
+
+def submission_id(job_config_json: str | None) -> str | None:
+    """The `ray job submit` id, which the job server passes in its job-config env variable."""
+    try:
+        return json.loads(job_config_json or "{}").get("metadata", {}).get("job_submission_id")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
+def check_reachable(address: str, timeout_s: float) -> None:
+    """Fail fast, in one line, when a host:port address does not accept connections (ray.init
+    would otherwise retry for minutes). Other forms (ray://, auto) are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in address or address == "auto":
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ClusterError(f"--address {address}: nothing answers there ({err.strerror or err}); "
+                           "is `ray start --head` running?") from err
 
 
 def _start_local(cfg: RayConfig, common: dict) -> RaySession:

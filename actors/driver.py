@@ -19,6 +19,7 @@ import actors.phases  # noqa: F401  (registers the built-in phases)
 from actors.errors import one_line
 from actors.phase import PhaseActor, PhaseError
 from actors.registry import RegistryClient
+from actors.resources import actor_options
 from forge.config import PipelineConfig
 from forge.console import PhaseReport, RunReporter
 from forge.pipeline.artifacts import ArtifactError, ModelRef, read_manifest, verify_artifact
@@ -45,7 +46,6 @@ class Driver:
     plan: list[str]
     registry: object
     reporter: RunReporter
-    cluster_gpus: float = 0.0
     poll_s: float = 0.5
 
     @property
@@ -116,13 +116,11 @@ class Driver:
 
     def _call_actor(self, phase_cls, name: str, attempt: int, staging: Path,
                     inputs: list[ModelRef]) -> PhaseResult:
-        res = self.config.phase(name).resources
-        gpus = res.num_gpus if self.cluster_gpus > 0 else 0.0  # GPU requests degrade to CPU
-        actor = PhaseActor.options(
-            num_cpus=res.num_cpus, num_gpus=gpus, name=f"{name}/{self.run_id}",
-            max_restarts=self.config.phase(name).max_restarts,
-            max_task_retries=self.config.phase(name).max_restarts,
-        ).remote(max(1, int(res.num_cpus)))
+        settings = self.config.phase(name)
+        actor = PhaseActor.options(**actor_options(
+            settings.resources, self.config.ray.placement, name=f"{name}/{self.run_id}",
+            max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
+        )).remote(max(1, int(settings.resources.num_cpus)))
         spec = {"run_id": self.run_id, "phase": name, "attempt": attempt,
                 "run_dir": self.run_dir, "out_dir": staging, "config": self.config}
         ref = actor.run.remote(phase_cls, inputs, spec, self.registry)

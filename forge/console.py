@@ -39,8 +39,11 @@ class RunReporter:
         self.min_interval_s = min_interval_s
         self._last: dict[str, tuple[float, int]] = {}
 
-    def header(self, run_id: str, dashboard_url: str | None, plan: list[str], runs_dir: str) -> None:
+    def header(self, run_id: str, dashboard_url: str | None, plan: list[str], runs_dir: str,
+               job_id: str | None = None) -> None:
         self.console.print(f"run id: {run_id}", markup=False)
+        if job_id:
+            self.console.print(f"ray job: {job_id}", markup=False)
         self.console.print(f"runs dir: {runs_dir}", markup=False)
         self.console.print(f"dashboard: {dashboard_url or '(not running)'}", markup=False)
         self.console.print(f"plan: {' -> '.join(plan) or '(empty)'}", markup=False)

@@ -118,9 +118,8 @@ def run_on_ray(cfg: PipelineConfig, runs_dir: Path, run_id: str, plan: list[str]
         (runs_dir / run_id / "session.json").write_text(
             json.dumps({"dashboard_url": session.dashboard_url}))
         reporter = RunReporter()
-        reporter.header(run_id, session.dashboard_url, plan, str(runs_dir))
-        driver = Driver(cfg, run_id, runs_dir.resolve(), plan, registry, reporter,
-                        cluster_gpus=ray.cluster_resources().get("GPU", 0))
+        reporter.header(run_id, session.dashboard_url, plan, str(runs_dir), session.job_id())
+        driver = Driver(cfg, run_id, runs_dir.resolve(), plan, registry, reporter)
         try:
             reports = driver.run()
         except PhaseFailed as err:

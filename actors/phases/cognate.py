@@ -5,6 +5,7 @@ import math
 
 import ray
 
+from actors.resources import gpu_share, scheduling_strategy
 from actors.trainer import TrainerActor
 from forge.phases.cognate import (OUTPUT_METADATA, PHASE, SpecialistJob, build_seed_model,
                                   check_diversity, load_state, train_specialist)
@@ -16,11 +17,10 @@ from forge.pipeline.phase import output_ref
 
 
 def trainer_resources(settings: CognatePhaseConfig, n: int) -> tuple[float, float]:
-    """(CPUs, GPUs) per trainer: GPU fractions only when the cluster has GPUs."""
-    cluster = ray.cluster_resources()
-    cpus = settings.trainer_cpus or max(0.01, math.floor(100 * cluster.get("CPU", 1) / n) / 100)
-    gpus = settings.trainer_gpus if cluster.get("GPU", 0) > 0 else 0.0
-    return cpus, gpus
+    """(CPUs, GPUs) per trainer: an equal CPU share unless set; GPU fractions only when the
+    cluster has GPUs."""
+    cpus = settings.trainer_cpus or max(0.01, math.floor(100 * ray.cluster_resources().get("CPU", 1) / n) / 100)
+    return cpus, gpu_share(settings.trainer_gpus)
 
 
 def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
@@ -28,9 +28,10 @@ def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
     """Start one TrainerActor per job at once; wait for all; report summed progress."""
     settings = ctx.settings
     registry = ctx.recorder.registry.handle
+    strategy = scheduling_strategy(ctx.config.ray.placement)
     actors = {job.spec.name: TrainerActor.options(
         name=f"{PHASE}/trainer-{job.spec.name}@{ctx.run_id}", num_cpus=cpus, num_gpus=gpus,
-        max_restarts=settings.trainer_max_restarts,
+        max_restarts=settings.trainer_max_restarts, scheduling_strategy=strategy,
         max_task_retries=settings.trainer_max_restarts,
     ).remote(job.spec.name, max(1, int(cpus)), registry, ctx.run_id, PHASE) for job in jobs}
     pending = {actors[j.spec.name].train.remote(train_specialist, j): j.spec.name for j in jobs}

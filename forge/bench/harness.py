@@ -36,26 +36,28 @@ def machine() -> dict[str, Any]:
     return info
 
 
+# Benchmarks of pure code live here; those that need Ray live in actors/bench (the library
+# itself never imports Ray), and are found by name the same way.
+PACKAGES = ("forge.bench", "actors.bench")
+FOLDERS = (Path(__file__).parent, Path(__file__).resolve().parents[2] / "actors" / "bench")
+
+
 def load_benchmark(name: str) -> ModuleType:
-    """Import `forge.bench.<name>`; a name with no module raises `ValueError`."""
-    if not name.isidentifier() or name in ("harness",) or name.startswith("_"):
+    """Import the benchmark module `name`; a name with no module raises `ValueError`."""
+    if name not in available():
         raise ValueError(f"unknown benchmark {name!r}; available: {', '.join(available())}")
-    try:
-        module = importlib.import_module(f"forge.bench.{name}")
-    except ModuleNotFoundError as err:
-        if err.name == f"forge.bench.{name}":
-            raise ValueError(f"unknown benchmark {name!r}; available: {', '.join(available())}")
-        raise
+    package = next(p for p, f in zip(PACKAGES, FOLDERS) if (f / f"{name}.py").is_file())
+    module = importlib.import_module(f"{package}.{name}")
     if not hasattr(module, "measure"):
-        raise ValueError(f"forge.bench.{name} has no measure(quick) function")
+        raise ValueError(f"{package}.{name} has no measure(quick) function")
     return module
 
 
 def available() -> list[str]:
-    """Names of the benchmark modules in this package."""
-    here = Path(__file__).parent
+    """Names of the benchmark modules."""
     skip = {"__init__", "__main__", "harness"}
-    return sorted(p.stem for p in here.glob("*.py") if p.stem not in skip and not p.stem.startswith("_"))
+    return sorted(p.stem for folder in FOLDERS for p in folder.glob("*.py")
+                  if p.stem not in skip and not p.stem.startswith("_"))
 
 
 def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, Any]]:

@@ -31,6 +31,10 @@ class RayConfig:
     include_dashboard: bool = option(True, "Start the dashboard with a local Ray (costs ~1 GiB).")
     object_store_mb: int = option(256, "Object store of a local Ray, in MiB (Ray's minimum is 75).",
                                   ge=75)
+    placement: Literal["spread", "pack"] = option(
+        "pack", "'spread' places a phase's trainers and trials on different nodes when it can; "
+                "'pack' fills one node first (Ray's default).")
+    connect_timeout_s: float = option(10.0, "How long to wait for an explicit --address.", gt=0)
     phase_timeout_s: float = option(7200.0, "Longest a phase may run before the driver gives up.",
                                     gt=0)
 
@@ -41,6 +45,8 @@ class Resources:
 
     num_cpus: float = option(1.0, "CPUs reserved for the actor; torch threads follow it.", ge=0)
     num_gpus: float = option(0.0, "GPU fraction; used only when the cluster has GPUs.", ge=0, le=8)
+    custom: dict[str, float] = option(default_factory=dict,
+                                      doc="Custom Ray resources, e.g. {gpu_box: 1} to pin a node.")
 
 
 @dataclass(frozen=True)

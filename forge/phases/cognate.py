@@ -125,6 +125,8 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
     data = prepare_data(cfg, job.run_dir)
     model = CognateForCausalLM.from_pretrained(job.seed_path).to(device)
     specialise(model, spec)
+    if settings.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     torch.manual_seed(spec.data_seed)
     optimizer = build_optimizer(model, cfg.optim.for_phase(PHASE))
     batches = SpecialistBatches(data, spec, settings.train.batch_size, cfg.data.seq_len,

@@ -59,6 +59,8 @@ class TrainSettings:
     max_recoveries: int = option(0, "On divergence, reload the last checkpoint with a lower lr "
                                      "this many times before failing (0: fail at once).", ge=0)
     lr_backoff: float = option(0.5, "Learning-rate factor applied at each recovery.", gt=0, lt=1)
+    gradient_checkpointing: bool = option(False, "Recompute block activations in backward (what "
+                                                 "lets three 25M models share a 6 GB GPU).")
 
 
 @dataclass(frozen=True)

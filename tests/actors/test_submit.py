@@ -133,3 +133,4 @@ def test_empty_plan_names_available_phases(runs_dir, capsys):
     out = capsys.readouterr().out
     assert "Nothing to run" in out and "fixture_train" in out  # registered phases are listed
     assert not runs_dir.exists()
+
