@@ -24,6 +24,10 @@ class TrainerActor:
     def progress(self) -> dict:
         return dict(self._progress)
 
+    def node_id(self) -> str:
+        """The Ray node this trainer runs on (placement is recorded in the phase summary)."""
+        return ray.get_runtime_context().get_node_id()
+
     def train(self, fn: Callable, job) -> dict:
         def log(step: int, values: dict) -> None:
             self.registry.log_metrics(self.run_id, self.phase, step, values, model=self.name)

@@ -46,9 +46,12 @@ def steps_for(quick: bool) -> int:
     return 6 if quick else 30
 
 
+WARMUP = 3  # steps before the clock starts: first steps pay for allocation and caches
+
+
 def timed_training(job: BenchJob, log=None, progress=None) -> dict:
-    """Train a specialist from the seed for `job.steps` steps; return wall time and tokens/s.
-    Metrics are not logged (no registry here): only the loop itself is timed."""
+    """Train a specialist from the seed for WARMUP + `job.steps` steps; time the last
+    `job.steps`. Metrics are not logged (no registry here): only the loop itself is timed."""
     cfg = job.config
     spec = cfg.phase("cognate").specialisations[0]
     data = prepare_data(cfg, job.run_dir)
@@ -57,15 +60,18 @@ def timed_training(job: BenchJob, log=None, progress=None) -> dict:
     batches = SpecialistBatches(data, spec, cfg.phase("cognate").train.batch_size,
                                 cfg.data.seq_len, task_weights_for(spec, cfg))
     before, after = optimizer.hooks()
+    stamps: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as ckpt:
         trainer = Trainer(job.name, model, optimizer, batches,
-                          LoopSettings(steps=job.steps, checkpoint_every=10**9, log_every=10**9),
-                          ckpt, "bench", torch.device("cpu"), lambda s, m: None,
+                          LoopSettings(steps=WARMUP + job.steps, checkpoint_every=10**9,
+                                       log_every=1), ckpt, "bench", torch.device("cpu"),
+                          lambda step, m: stamps.setdefault(step, time.time()),
                           lambda d, t: None, before, after)
-        start = time.perf_counter()
-        outcome = trainer.run()
-        wall = time.perf_counter() - start
-    return {"wall_s": wall, "tokens_per_s": outcome.tokens_per_s}
+        trainer.run()
+    wall = stamps[WARMUP + job.steps] - stamps[WARMUP]
+    tokens = job.steps * batches(0)["input_ids"].numel()
+    return {"wall_s": wall, "tokens_per_s": tokens / wall, "start": stamps[WARMUP],
+            "end": stamps[WARMUP + job.steps]}
 
 
 def plain(job: BenchJob, threads: int) -> dict:
@@ -73,23 +79,35 @@ def plain(job: BenchJob, threads: int) -> dict:
     return timed_training(job)
 
 
-def on_actors(jobs: list[BenchJob], cpus: float, at_once: bool) -> tuple[float, list[dict]]:
-    """Wall time of running `jobs` in TrainerActors, all at once or one after another."""
-    registry = None
-    start = time.perf_counter()
-    results = []
-    actors = [TrainerActor.options(num_cpus=cpus).remote(j.name, max(1, int(cpus)), registry,
+def start_trainers(jobs: list[BenchJob], cpus: float) -> list:
+    actors = [TrainerActor.options(num_cpus=cpus).remote(j.name, max(1, int(cpus)), None,
                                                          "bench", "cognate") for j in jobs]
-    ray.get([a.progress.remote() for a in actors])  # started: actor start-up is not training
-    start = time.perf_counter()
-    if at_once:
-        results = ray.get([a.train.remote(timed_training, j) for a, j in zip(actors, jobs)])
-    else:
-        results = [ray.get(a.train.remote(timed_training, j)) for a, j in zip(actors, jobs)]
-    wall = time.perf_counter() - start
-    for a in actors:
-        ray.kill(a)
-    return wall, results
+    ray.get([a.progress.remote() for a in actors], timeout=300)  # start-up is not training
+    return actors
+
+
+def train_on(actors: list, jobs: list[BenchJob]) -> list[dict]:
+    try:
+        return ray.get([a.train.remote(timed_training, j) for a, j in zip(actors, jobs)],
+                       timeout=3600)
+    finally:
+        for a in actors:
+            ray.kill(a)
+
+
+def concurrently(jobs: list[BenchJob], cpus: float) -> tuple[float, list[dict]]:
+    """Wall time of all jobs at once, each in its own TrainerActor with `cpus`: from the first
+    timed step's start to the last one's end (data loading and warm-up excluded)."""
+    results = train_on(start_trainers(jobs, cpus), jobs)
+    return max(r["end"] for r in results) - min(r["start"] for r in results), results
+
+
+def one_after_another(jobs: list[BenchJob], cpus: float) -> float:
+    """Wall time of the jobs in turn (actor start-up excluded, as above)."""
+    wall = 0.0
+    for job in jobs:
+        wall += concurrently([job], cpus)[0]
+    return wall
 
 
 def make_jobs(quick: bool, root: Path) -> list[BenchJob]:
@@ -109,9 +127,9 @@ def measure(quick: bool) -> dict[str, float]:
         ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False,
                  object_store_memory=75 * 1024**2, _node_ip_address="127.0.0.1")
         try:
-            concurrent, _ = on_actors(jobs, cores / len(jobs), at_once=True)
-            sequential, _ = on_actors(jobs, cores, at_once=False)
-            _, (alone,) = on_actors(jobs[:1], 1, at_once=True)
+            concurrent, _ = concurrently(jobs, cores / len(jobs))
+            sequential = one_after_another(jobs, cores)
+            _, (alone,) = concurrently(jobs[:1], 1)
         finally:
             ray.shutdown()
     ideal = len(jobs) * one["wall_s"] / cores

@@ -24,8 +24,9 @@ def trainer_resources(settings: CognatePhaseConfig, n: int) -> tuple[float, floa
 
 
 def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
-                 gpus: float) -> dict[str, dict]:
-    """Start one TrainerActor per job at once; wait for all; report summed progress."""
+                 gpus: float) -> tuple[dict[str, dict], dict[str, str]]:
+    """Start one TrainerActor per job at once; wait for all; report summed progress.
+    Returns each model's metrics and the node its trainer started on."""
     settings = ctx.settings
     registry = ctx.recorder.registry.handle
     strategy = scheduling_strategy(ctx.config.ray.placement)
@@ -35,6 +36,7 @@ def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
         max_task_retries=settings.trainer_max_restarts,
     ).remote(job.spec.name, max(1, int(cpus)), registry, ctx.run_id, PHASE) for job in jobs}
     pending = {actors[j.spec.name].train.remote(train_specialist, j): j.spec.name for j in jobs}
+    nodes = {name: ray.get(actor.node_id.remote(), timeout=600) for name, actor in actors.items()}
     results = {}
     try:
         while pending:
@@ -45,7 +47,7 @@ def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
     finally:
         for actor in actors.values():
             ray.kill(actor)
-    return results
+    return results, nodes
 
 
 def report_progress(ctx: PhaseContext, actors) -> None:
@@ -81,7 +83,7 @@ class CognatePhase(BasePhase):
                               ctx.run_dir / "checkpoints" / PHASE / spec.name)
                 for spec in settings.specialisations]
         cpus, gpus = trainer_resources(settings, len(jobs))
-        results = run_trainers(jobs, ctx, cpus, gpus)
+        results, nodes = run_trainers(jobs, ctx, cpus, gpus)
         seed_metrics = evaluate_split(seed_model, data, cfg)
         ctx.log_metrics(0, seed_metrics, model="seed")
         states = {name: load_state(ctx.artifact_dir(name)) for name in results}
@@ -93,7 +95,8 @@ class CognatePhase(BasePhase):
         outputs += [PhaseOutput(j.spec.name, [(seed_id, f"train:{j.spec.name}")]) for j in jobs]
         return PhaseResult(outputs, key_metric=("val_bits_per_byte", min(r[key] for r in results.values())),
                            summary={"seed": seed_metrics, "models": results, "diversity": diversity,
-                                    "beats_seed": beats, "trainer_resources": {
+                                    "beats_seed": beats, "trainer_nodes": nodes,
+                                    "trainer_resources": {
                                         "num_cpus": cpus, "num_gpus": gpus,
                                         "device": pick_device(cfg.run.device).type}})
 

@@ -136,7 +136,7 @@ class Trainer:
         for key in ("lm_loss", "act_loss", "act_mean_steps", "gate_entropy"):
             value = getattr(out, key, None)
             if value is not None:
-                metrics[key] = float(value)
+                metrics[key] = float(value.detach()) if torch.is_tensor(value) else float(value)
         return metrics
 
     def run(self) -> LoopOutcome:
