@@ -35,3 +35,22 @@ def ray_session():
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
     return tmp_path / "runs"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread in the test process: on a busy 2-core machine OpenMP threads stall far
+    more than one thread runs slower (Ray actors set their own thread counts)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def cognate_config(defaults: dict, **overrides):
+    """A `CognateConfig` from a test folder's tiny defaults plus overrides."""
+    from forge.models import CognateConfig
+
+    return CognateConfig(**{**defaults, **overrides})

@@ -6,22 +6,16 @@ import pytest
 import torch
 
 from forge.models import CognateConfig, CognateForCausalLM
+from tests.conftest import cognate_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, d_ff=64, max_seq_len=32,
+            window=6, memory_chunk=4, trm_T=2, trm_n=1, trm_supervision_steps=2)
 
 
 def tiny_config(**overrides) -> CognateConfig:
     """2 blocks, 32 wide, vocab 64; memory, recursion and ACT on."""
-    fields = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, d_ff=64, max_seq_len=32,
-                  window=6, memory_chunk=4, trm_T=2, trm_n=1, trm_supervision_steps=2)
-    fields.update(overrides)
-    return CognateConfig(**fields)
+    return cognate_config(TINY, **overrides)
 
 
 def child_of(base: CognateForCausalLM, seed: int, sigma: float = 0.02) -> CognateForCausalLM:
