@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = str(ROOT / "tests" / "multinode" / "cluster_run.py")
+COGNATE_SCENARIOS = str(ROOT / "tests" / "multinode" / "cognate_run.py")
 PIPELINE = str(ROOT / "tests" / "run_fixture_pipeline.py")
 FIXTURE = str(ROOT / "tests" / "fixture.yaml")
 LOOPBACK = "127.0.0.1"
@@ -81,11 +82,13 @@ def run_group(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
     return proc.returncode, out
 
 
-def run_scenario(name: str, runs_dir: Path, *args: str, timeout: float = 150) -> dict:
-    """Run one cluster_run.py scenario; return its RESULT json (with the output attached)."""
+def run_scenario(name: str, runs_dir: Path, *args: str, timeout: float = 150,
+                 script: str = SCENARIOS) -> dict:
+    """Run one scenario of `script` (cluster_run.py by default, or cognate_run.py); return its
+    RESULT json (with the output attached)."""
     with ray_tmpdir() as tmp:
         started = time.monotonic()
-        code, out = run_group([sys.executable, SCENARIOS, name, "--runs-dir", str(runs_dir),
+        code, out = run_group([sys.executable, script, name, "--runs-dir", str(runs_dir),
                                *args], ray_env(tmp), timeout)
     lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
     assert lines, f"{name} printed no RESULT (exit {code}):\n{out[-6000:]}"
