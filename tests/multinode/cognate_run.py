@@ -10,9 +10,9 @@ Both: a head with 0 CPUs (it hosts only the RegistryActor) and two workers with 
 workers (at the default equal share, 0.66 CPU, only one trainer fits a 1-CPU node at a time).
 
 `cognate-two-node`: this process connects and runs `forge.submit.main`.
-`cognate-node-loss`: a separate driver process runs `forge.submit --address`; once a trainer on
-the first worker has logged a loss at step >= K (past a checkpoint), a replacement worker is added
-and the first worker removed.
+`cognate-node-loss`: a separate driver process runs `forge.submit --address`; once the trainers
+are placed, a replacement worker is added; once the trainers of the victim (a worker with trainers
+and without the PhaseActor) have logged a loss at step >= K (past a checkpoint), it is removed.
 
 Settings and lessons as in cluster_run.py (127.0.0.1 only, private RAY_TMPDIR).
 Exit code 0 when the pipeline exited 0; the last line is `RESULT {json}`.
@@ -122,7 +122,7 @@ def two_node(args) -> dict:
 
 def node_loss(args) -> dict:
     db = Path(args.runs_dir) / "registry.db"
-    cluster, (first, other), up_s = start_cluster()
+    cluster, workers, up_s = start_cluster()
     driver = None
     try:
         driver = subprocess.Popen(
@@ -130,31 +130,40 @@ def node_loss(args) -> dict:
              *submit_args(args)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 150
-        victims: list[str] = []
-        while True:
-            if driver.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"no trainer on the first worker reached step {args.after_step}"
-                                   f" (driver exit {driver.poll()}): {driver.communicate()[0]}")
-            placed = trainer_nodes(cluster)
-            victims = sorted(n for n, node in placed.items() if node == first.node_id)
-            steps = loss_steps(db)
-            if victims and all(steps.get(v, 0) >= args.after_step for v in victims):
-                break
-            time.sleep(0.1)
-        steps_at_loss = loss_steps(db)
+
+        def wait_for(what: str, ready) -> None:
+            while not ready():
+                if driver.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{what} never happened (driver exit {driver.poll()}): "
+                                       f"{driver.communicate()[0]}")
+                time.sleep(0.1)
+
+        # 1. The three trainers are placed. The victim is a worker with trainers but without the
+        #    PhaseActor (0 CPUs, it may sit on any node): this scenario is about trainers.
+        wait_for("placing three trainers", lambda: len(trainer_nodes(cluster)) == 3)
         placed_before = trainer_nodes(cluster)
+        phase_node = next(a["node"] for a in actors(cluster).values() if a["class"] == "PhaseActor")
+        victim = next(w for w in workers if w.node_id != phase_node
+                      and w.node_id in placed_before.values())
+        victims = sorted(n for n, node in placed_before.items() if node == victim.node_id)
+        # 2. A replacement worker joins now (after placement, so no trainer starts there), while
+        #    training runs: joining takes seconds.
         second = cluster.add_node(**node_args(1, head=False))
         cluster.wait_for_nodes()
+        # 3. Once the victim's trainers have logged past a checkpoint, the victim goes.
+        wait_for(f"victims {victims} reaching step {args.after_step}",
+                 lambda: all(loss_steps(db).get(v, 0) >= args.after_step for v in victims))
         steps_at_remove = loss_steps(db)
         removed_at = time.time()
-        cluster.remove_node(first)
+        cluster.remove_node(victim)
         out, _ = driver.communicate(timeout=240)
         return {"exit": driver.returncode, "cluster_up_s": round(up_s, 2),
                 "after_remove_s": round(time.time() - removed_at, 2),
-                "victims": victims, "steps_at_loss": steps_at_loss,
-                "steps_at_remove": steps_at_remove, "trainers_before": placed_before,
-                "first_node": first.node_id, "other_node": other.node_id,
-                "second_node": second.node_id, "head_node": cluster.head_node.node_id,
+                "victims": victims, "steps_at_remove": steps_at_remove,
+                "trainers_before": placed_before, "phase_node": phase_node,
+                "victim_node": victim.node_id, "second_node": second.node_id,
+                "worker_nodes": [w.node_id for w in workers],
+                "head_node": cluster.head_node.node_id,
                 "actors": actors(cluster), "driver_output": out[-4000:]}
     finally:
         if driver is not None and driver.poll() is None:
@@ -170,7 +179,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=12, help="phases.cognate.train.steps")
     p.add_argument("--checkpoint-every", type=int, default=4)
     p.add_argument("--after-step", type=int, default=12,
-                   help="node-loss: loss step the first worker's trainers must reach first")
+                   help="node-loss: loss step the victim's trainers must reach first")
     args = p.parse_args()
     result = two_node(args) if args.scenario == "cognate-two-node" else node_loss(args)
     print("RESULT " + json.dumps(result), flush=True)
