@@ -1,0 +1,154 @@
+"""`python -m forge.bench cluster`: what does spreading Phase 1 over two nodes cost?
+
+Phase 1 (the default config's model and data, `--quick` 6 steps, full 30 steps per model) runs
+through `forge.submit.main` on two `ray.cluster_utils.Cluster`s started in this process, one after
+the other, with the same total CPUs:
+
+- one node: a head with 2 CPUs;
+- two nodes: a head with 1 CPU and a worker with 1 CPU.
+
+Both use `ray.placement=spread` and `trainer_cpus=0.5` (one torch thread each), so the three
+trainers fit either way (at the default equal share, 0.66 CPU, only one fits a 1-CPU node at a
+time). The tokenizer is trained once into a shared cache before either run. Timed: the phase's
+wall time from the registry (started..ended: data, seed, three trainers, evaluation, checks),
+and the trainers' span (first `trainer/started_at` to last `trainer/ended_at`). Cluster start-up
+is reported apart. Goal: two_over_one close to 1 (the distribution overhead is small).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+# Before Ray is imported (see docs/cluster.md, "Several nodes on one machine"): 127.0.0.1 stays
+# 127.0.0.1, one auth mode, no usage reporting.
+for _key, _value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+                     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "WANDB_MODE": "disabled",
+                     "HF_HUB_OFFLINE": "1"}.items():
+    os.environ.setdefault(_key, _value)
+
+import ray  # noqa: E402
+
+from forge.config import DEFAULT_CONFIG, load  # noqa: E402
+
+UNITS = {"one_node_phase_s": "s", "two_node_phase_s": "s", "two_over_one_phase": "ratio",
+         "one_node_train_s": "s", "two_node_train_s": "s", "two_over_one_train": "ratio",
+         "one_node_up_s": "s", "two_node_up_s": "s"}
+REPEATS = 1
+LOOPBACK = "127.0.0.1"
+OBJECT_STORE = 75 * 1024**2  # Ray's minimum
+TRAINER_CPUS = 0.5
+LAYOUTS = {"one_node": (2,), "two_node": (1, 1)}  # CPUs of the head, then of each worker
+
+
+def steps_for(quick: bool) -> int:
+    return 6 if quick else 30
+
+
+def overrides(quick: bool, tok: Path) -> list[str]:
+    return ["wandb.mode=disabled", "pipeline.phases=[cognate]", "ray.placement=spread",
+            f"phases.cognate.trainer_cpus={TRAINER_CPUS}",
+            f"phases.cognate.train.steps={steps_for(quick)}", f"data.tokenizer_cache={tok}"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def node_args(num_cpus: int, head: bool) -> dict:
+    args = {"num_cpus": num_cpus, "num_gpus": 0, "node_ip_address": LOOPBACK,
+            "object_store_memory": OBJECT_STORE}
+    if head:  # the default ports (8265, 52365) may be taken by another cluster on this machine
+        args.update(include_dashboard=False, dashboard_port=free_port(),
+                    dashboard_agent_listen_port=free_port())
+    return args
+
+
+def phase_times(runs_dir: Path) -> dict[str, float]:
+    """Phase wall time and the trainers' span, from the registry."""
+    from forge.registry import RegistryStore
+
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    try:
+        (run,) = store.list_runs()
+        (row,) = store.phase_runs(run["id"])
+        if row["status"] != "done":
+            raise RuntimeError(f"cognate ended {row['status']}: {row['error']}")
+        metric = {(m["model"], m["name"]): m["value"] for m in store.metrics(run["id"])}
+        starts = [v for (_, k), v in metric.items() if k == "trainer/started_at"]
+        ends = [v for (_, k), v in metric.items() if k == "trainer/ended_at"]
+        return {"phase_s": row["ended"] - row["started"], "train_s": max(ends) - min(starts)}
+    finally:
+        store.close()
+
+
+def run_on(layout: tuple[int, ...], runs_dir: Path, sets: list[str]) -> dict[str, float]:
+    """Start a Cluster with `layout`, run Phase 1 on it with forge.submit, stop the cluster."""
+    from ray.cluster_utils import Cluster
+
+    from forge.submit import main
+
+    started = time.monotonic()
+    cluster = Cluster(initialize_head=True, head_node_args=node_args(layout[0], head=True))
+    try:
+        for cpus in layout[1:]:
+            cluster.add_node(**node_args(cpus, head=False))
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, namespace="forge", log_to_driver=False)
+        up = time.monotonic() - started
+        args = ["--config", str(DEFAULT_CONFIG), "--runs-dir", str(runs_dir)]
+        for s in sets:
+            args += ["--set", s]
+        code = main(args)
+        if code != 0:
+            raise RuntimeError(f"forge.submit exited {code} on layout {layout}")
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return {"up_s": up, **phase_times(runs_dir)}
+
+
+def measure(quick: bool) -> dict[str, float]:
+    from forge.phases.common import prepare_data
+
+    if ray.is_initialized():
+        raise RuntimeError("cluster benchmark: Ray is already initialised in this process")
+    saved = os.environ.get("RAY_TMPDIR")
+    tmpdir = tempfile.mkdtemp(prefix="fbc-", dir="/tmp")  # short: Unix socket paths < 108 bytes
+    os.environ["RAY_TMPDIR"] = tmpdir  # this benchmark's ray_current_cluster stays private
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            sets = overrides(quick, root / "tok")
+            prepare_data(load(DEFAULT_CONFIG, sets), root / "warm")  # tokenizer into the cache
+            out: dict[str, float] = {}
+            for name, layout in LAYOUTS.items():
+                t = run_on(layout, root / name, sets)
+                out.update({f"{name}_phase_s": t["phase_s"], f"{name}_train_s": t["train_s"],
+                            f"{name}_up_s": t["up_s"]})
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = saved
+        import shutil
+
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    out["two_over_one_phase"] = out["two_node_phase_s"] / out["one_node_phase_s"]
+    out["two_over_one_train"] = out["two_node_train_s"] / out["one_node_train_s"]
+    return out
+
+
+def setup(quick: bool) -> dict:
+    cfg = load(DEFAULT_CONFIG)
+    train = cfg.phase("cognate").train
+    return {"steps_per_model": steps_for(quick), "batch_size": train.batch_size,
+            "seq_len": cfg.data.seq_len, "trainers": len(cfg.phase("cognate").specialisations),
+            "trainer_cpus": TRAINER_CPUS, "placement": "spread",
+            "one_node": "head 2 CPUs", "two_node": "head 1 CPU + worker 1 CPU",
+            "goal_two_over_one": "close to 1.0"}
