@@ -119,6 +119,7 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
                      progress: Callable[[int, int], None] = lambda d, t: None) -> dict:
     """Train one specialist from the seed (resuming from its checkpoint), evaluate it on the
     validation split and save its artifact. Returns its metrics."""
+    started = time.time()  # the trainer's work starts here: data, model, then the loop
     cfg, spec = job.config, job.spec
     settings = cfg.phase(PHASE)
     device = pick_device(cfg.run.device)
@@ -135,7 +136,6 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
     trainer = Trainer(spec.name, model, optimizer, batches, loop_settings(settings.train),
                       job.checkpoint_dir, job.fingerprint, device, log, progress,
                       before_step=before_step, after_step=after_step)
-    started = time.time()
     outcome = trainer.run()
     if outcome.resumed_from == 0:
         log(0, {"trainer/started_at": started})
