@@ -34,7 +34,8 @@ from forge.config import DEFAULT_CONFIG, load  # noqa: E402
 
 UNITS = {"one_node_phase_s": "s", "two_node_phase_s": "s", "two_over_one_phase": "ratio",
          "one_node_train_s": "s", "two_node_train_s": "s", "two_over_one_train": "ratio",
-         "one_node_up_s": "s", "two_node_up_s": "s"}
+         "one_node_up_s": "s", "two_node_up_s": "s", "one_node_trainers_s": "s",
+         "two_node_trainers_s": "s", "two_over_one_trainers": "ratio"}
 REPEATS = 1
 LOOPBACK = "127.0.0.1"
 OBJECT_STORE = 75 * 1024**2  # Ray's minimum
@@ -49,7 +50,8 @@ def steps_for(quick: bool) -> int:
 def overrides(quick: bool, tok: Path) -> list[str]:
     return ["wandb.mode=disabled", "pipeline.phases=[cognate]", "ray.placement=spread",
             f"phases.cognate.trainer_cpus={TRAINER_CPUS}",
-            f"phases.cognate.train.steps={steps_for(quick)}", f"data.tokenizer_cache={tok}"]
+            f"phases.cognate.train.steps={steps_for(quick)}", "phases.cognate.train.log_every=1",
+            f"data.tokenizer_cache={tok}"]
 
 
 def free_port() -> int:
@@ -79,10 +81,16 @@ def phase_times(runs_dir: Path) -> dict[str, float]:
         (row,) = store.phase_runs(run["id"])
         if row["status"] != "done":
             raise RuntimeError(f"cognate ended {row['status']}: {row['error']}")
-        metric = {(m["model"], m["name"]): m["value"] for m in store.metrics(run["id"])}
-        starts = [v for (_, k), v in metric.items() if k == "trainer/started_at"]
-        ends = [v for (_, k), v in metric.items() if k == "trainer/ended_at"]
-        return {"phase_s": row["ended"] - row["started"], "train_s": max(ends) - min(starts)}
+        metrics = store.metrics(run["id"])
+        value = {(m["model"], m["name"]): m["value"] for m in metrics}
+        starts = [v for (_, k), v in value.items() if k == "trainer/started_at"]
+        ends = [v for (_, k), v in value.items() if k == "trainer/ended_at"]
+        # log_every=1: step 1's row is written after the first step, the last after the last.
+        losses = [m for m in metrics if m["name"] == "loss"]
+        first = min(m["time"] for m in losses if m["step"] == 1)
+        last = max(m["time"] for m in losses if m["step"] == max(x["step"] for x in losses))
+        return {"phase_s": row["ended"] - row["started"], "trainers_s": max(ends) - min(starts),
+                "train_s": last - first}
     finally:
         store.close()
 
@@ -129,8 +137,7 @@ def measure(quick: bool) -> dict[str, float]:
             out: dict[str, float] = {}
             for name, layout in LAYOUTS.items():
                 t = run_on(layout, root / name, sets)
-                out.update({f"{name}_phase_s": t["phase_s"], f"{name}_train_s": t["train_s"],
-                            f"{name}_up_s": t["up_s"]})
+                out.update({f"{name}_{k}": v for k, v in t.items()})
     finally:
         if saved is None:
             os.environ.pop("RAY_TMPDIR", None)
@@ -141,6 +148,7 @@ def measure(quick: bool) -> dict[str, float]:
         shutil.rmtree(tmpdir, ignore_errors=True)
     out["two_over_one_phase"] = out["two_node_phase_s"] / out["one_node_phase_s"]
     out["two_over_one_train"] = out["two_node_train_s"] / out["one_node_train_s"]
+    out["two_over_one_trainers"] = out["two_node_trainers_s"] / out["one_node_trainers_s"]
     return out
 
 
