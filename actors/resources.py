@@ -1,6 +1,8 @@
 """Ray options from config: GPU requests degrade to CPU, placement spread or pack."""
 from __future__ import annotations
 
+import math
+
 import ray
 
 from forge.config import Resources
@@ -21,3 +23,25 @@ def actor_options(res: Resources, placement: str, **extra) -> dict:
     return {"num_cpus": res.num_cpus, "num_gpus": gpu_share(res.num_gpus),
             "resources": dict(res.custom) or None,
             "scheduling_strategy": scheduling_strategy(placement), **extra}
+
+
+def equal_share(node_cpus: list[float], n: int) -> float:
+    """The largest CPU share (2 decimals, at most total / n) that lets `n` equal actors run at
+    once on nodes of these sizes: 3 trainers on two 1-CPU nodes get 0.5 each, not 0.66."""
+    total = sum(node_cpus)
+    candidates = sorted({_down(c / k) for c in node_cpus for k in range(1, n + 1)}
+                        | {_down(total / n)}, reverse=True)
+    for share in candidates:
+        fits = sum(int(c / share + 1e-9) for c in node_cpus) if share > 0 else 0
+        if 0 < share <= total / n + 1e-9 and fits >= n:
+            return share
+    return 0.01
+
+
+def _down(x: float) -> float:
+    return math.floor(x * 100 + 1e-9) / 100  # 2 decimals, rounded down so shares always fit
+
+
+def node_cpus() -> list[float]:
+    """CPUs of every live node of the cluster."""
+    return [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]

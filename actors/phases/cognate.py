@@ -1,11 +1,9 @@
 """Phase 1 on Ray: three TrainerActors at once, sharing one GPU by fractions (or the CPUs)."""
 from __future__ import annotations
 
-import math
-
 import ray
 
-from actors.resources import gpu_share, scheduling_strategy
+from actors.resources import equal_share, gpu_share, node_cpus, scheduling_strategy
 from actors.trainer import TrainerActor
 from forge.phases.cognate import (OUTPUT_METADATA, PHASE, SpecialistJob, build_seed_model,
                                   check_diversity, load_state, train_specialist)
@@ -17,9 +15,9 @@ from forge.pipeline.phase import output_ref
 
 
 def trainer_resources(settings: CognatePhaseConfig, n: int) -> tuple[float, float]:
-    """(CPUs, GPUs) per trainer: an equal CPU share unless set; GPU fractions only when the
-    cluster has GPUs."""
-    cpus = settings.trainer_cpus or max(0.01, math.floor(100 * ray.cluster_resources().get("CPU", 1) / n) / 100)
+    """(CPUs, GPUs) per trainer: an equal CPU share that lets all of them run at once unless set;
+    GPU fractions only when the cluster has GPUs."""
+    cpus = settings.trainer_cpus or equal_share(node_cpus(), n)
     return cpus, gpu_share(settings.trainer_gpus)
 
 

@@ -51,6 +51,8 @@ class RegistryStore:
             self.conn = _connect(self.path, readonly)
             if not readonly:
                 migrate(self.conn)
+            elif self.conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                raise RegistryError(f"registry {self.path} has no tables yet (being created?)")
         except (sqlite3.DatabaseError, RuntimeError) as err:
             raise RegistryError(f"cannot open registry {self.path}: {err}") from err
 

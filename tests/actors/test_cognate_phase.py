@@ -7,7 +7,7 @@ import pytest
 import ray
 
 from forge import submit
-from forge.registry import RegistryStore
+from forge.registry import RegistryError, RegistryStore
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -27,6 +27,18 @@ def only_run(runs_dir):
     store = RegistryStore(runs_dir / "registry.db", readonly=True)
     (run,) = store.list_runs()
     return store, run["id"]
+
+
+def memory_steps(runs_dir) -> list[int]:
+    """Logged loss steps of the 'memory' trainer; none while the registry is being created."""
+    try:
+        store = RegistryStore(runs_dir / "registry.db", readonly=True)
+        runs = store.list_runs()
+    except RegistryError:
+        return []
+    if not runs:
+        return []
+    return [m["step"] for m in store.metrics(runs[0]["id"], name="loss") if m["model"] == "memory"]
 
 
 def test_three_trainers_overlap_beat_the_seed_and_differ(ray_session, runs_dir, tmp_path):
@@ -82,14 +94,10 @@ def test_killed_trainer_resumes_from_its_checkpoint(ray_session, runs_dir, tmp_p
         "phases.cognate.train.checkpoint_every=5")))
     thread.start()
     deadline = time.monotonic() + 240
-    while True:
+    while max(memory_steps(runs_dir), default=0) < 12:
         assert time.monotonic() < deadline and thread.is_alive()
-        if (runs_dir / "registry.db").exists():
-            store, run_id = only_run(runs_dir)
-            done = [m["step"] for m in store.metrics(run_id, name="loss") if m["model"] == "memory"]
-            if done and max(done) >= 12:
-                break
         time.sleep(0.2)
+    _, run_id = only_run(runs_dir)
     actor = ray.get_actor(f"cognate/trainer-memory@{run_id}")
     ray.kill(actor, no_restart=False)
     thread.join(timeout=300)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from forge.registry import RegistryStore
+from forge.registry import RegistryError, RegistryStore
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -31,11 +31,12 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> None:
 
 
 def train_rows(runs_dir) -> int:
-    db = runs_dir / "registry.db"
-    if not db.exists():
+    """Metric rows of fixture_train so far; 0 while the registry is still being created."""
+    try:
+        store = RegistryStore(runs_dir / "registry.db", readonly=True)
+        runs = store.list_runs()
+    except RegistryError:
         return 0
-    store = RegistryStore(db, readonly=True)
-    runs = store.list_runs()
     return len(store.metrics(runs[0]["id"], phase="fixture_train")) if runs else 0
 
 

@@ -116,3 +116,9 @@ def test_nan_metric_is_stored_as_null_not_an_error(store):
     store.log_metrics("r1", "a", 1, {"nan": float("nan"), "inf": float("inf")})
     values = {r["name"]: r["value"] for r in store.metrics("r1")}
     assert values["nan"] is None and values["inf"] == float("inf")
+
+
+def test_readonly_open_of_a_database_being_created(tmp_path):
+    sqlite3.connect(tmp_path / "new.db").close()  # the file exists, the schema does not yet
+    with pytest.raises(RegistryError, match="has no tables yet"):
+        RegistryStore(tmp_path / "new.db", readonly=True)
