@@ -8,6 +8,7 @@ allowed; the loader does no other work, so a bad config never leaves anything be
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -22,7 +23,11 @@ from forge.config.sections import (GateConfig, PhaseConfig, PlanConfig, RayConfi
                                    Resources, RunConfig, WandbConfig)
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = ROOT / "config" / "pipeline.yaml"
+# The source tree's config/ (editable installs, CI), else the copy a wheel installs under
+# <prefix>/share/agent-forge/config.
+_INSTALLED = Path(sys.prefix) / "share" / "agent-forge" / "config"
+CONFIG_DIR = ROOT / "config" if (ROOT / "config").is_dir() else _INSTALLED
+DEFAULT_CONFIG = CONFIG_DIR / "pipeline.yaml"
 
 __all__ = ["ConfigError", "PipelineConfig", "load", "load_dict", "DEFAULT_CONFIG", "to_dict",
            "PhaseConfig", "Resources", "GateConfig", "register_phase_config", "option"]
