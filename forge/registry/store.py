@@ -89,15 +89,18 @@ class RegistryStore:
         return self._rows("SELECT * FROM runs ORDER BY created DESC")
 
     # phases ---------------------------------------------------------------------------------
-    def start_phase(self, run_id: str, phase: str) -> int:
-        """Open a new attempt of `phase` in state 'running' and return its attempt number."""
+    def _new_attempt(self, run_id: str, phase: str, status: str, started: float | None) -> int:
         with self._lock, self.conn:
             (last,) = self.conn.execute(
                 "SELECT COALESCE(MAX(attempt), 0) FROM phase_runs WHERE run = ? AND phase = ?",
                 (run_id, phase)).fetchone()
             self.conn.execute("INSERT INTO phase_runs (run, phase, attempt, status, started) "
-                              "VALUES (?, ?, ?, 'running', ?)", (run_id, phase, last + 1, time.time()))
+                              "VALUES (?, ?, ?, ?, ?)", (run_id, phase, last + 1, status, started))
         return last + 1
+
+    def start_phase(self, run_id: str, phase: str) -> int:
+        """Open a new attempt of `phase` in state 'running' and return its attempt number."""
+        return self._new_attempt(run_id, phase, "running", time.time())
 
     def finish_phase(self, run_id: str, phase: str, attempt: int, status: str,
                      error: str | None = None, summary: dict | None = None) -> None:
@@ -110,12 +113,7 @@ class RegistryStore:
 
     def mark_pending(self, run_id: str, phase: str) -> None:
         """Record that `phase` must run again (rollback) with a 'pending' attempt row."""
-        with self._lock, self.conn:
-            (last,) = self.conn.execute(
-                "SELECT COALESCE(MAX(attempt), 0) FROM phase_runs WHERE run = ? AND phase = ?",
-                (run_id, phase)).fetchone()
-            self.conn.execute("INSERT INTO phase_runs (run, phase, attempt, status) "
-                              "VALUES (?, ?, ?, 'pending')", (run_id, phase, last + 1))
+        self._new_attempt(run_id, phase, "pending", None)
 
     def interrupt_running(self, run_id: str) -> int:
         """Mark attempts left 'running' by a dead driver as 'interrupted'; returns how many."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -36,25 +35,10 @@ for _key, _value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from actors.bench.cluster import node_args  # noqa: E402  (the benchmark builds nodes the same way)
 FIXTURE = str(ROOT / "tests" / "fixture.yaml")
 PIPELINE = str(ROOT / "tests" / "run_fixture_pipeline.py")
-OBJECT_STORE = 75 * 1024**2  # Ray's minimum
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def node_args(num_cpus: int, head: bool) -> dict:
-    args = {"num_cpus": num_cpus, "num_gpus": 0, "node_ip_address": LOOPBACK,
-            "object_store_memory": OBJECT_STORE}
-    if head:  # fixed by default (8265, 52365): take free ones, other clusters may run here
-        args.update(include_dashboard=False, dashboard_port=free_port(),
-                    dashboard_agent_listen_port=free_port())
-    return args
 
 
 def start_cluster(head_cpus: int):

@@ -35,7 +35,7 @@ for _key, _value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.multinode.cluster_run import node_args  # noqa: E402
+from actors.bench.cluster import node_args  # noqa: E402
 
 TINY = str(ROOT / "tests" / "cognate_tiny.yaml")
 TRAINER_CPUS = 0.5
