@@ -23,6 +23,7 @@ from actors.resources import actor_options
 from forge.config import PipelineConfig
 from forge.console import PhaseReport, RunReporter
 from forge.pipeline.artifacts import ArtifactError, ModelRef, read_manifest, verify_artifact
+from forge.pipeline.inputs import INPUTS_DIR, input_ref, staged_inputs
 from forge.pipeline.phase import PhaseResult, model_id
 from forge.pipeline.plan import refs_from_json, refs_to_json, skip_decision
 from forge.pipeline.registry import get_phase
@@ -56,7 +57,7 @@ class Driver:
         store = RegistryClient(self.registry)
         store.interrupt_running(self.run_id)
         latest = store.latest_phases(self.run_id)
-        current: list[ModelRef] = []
+        current = self._register_inputs(store)
         reports: list[PhaseReport] = []
         for name in self.plan:
             skip, reason = skip_decision(latest.get(name), current, self._verify)
@@ -76,6 +77,21 @@ class Driver:
             reports.append(report)
         store.set_run_status(self.run_id, "done")
         return reports
+
+    def _register_inputs(self, store) -> list[ModelRef]:
+        """The staged `pipeline.inputs`, registered (with an edge to their source) and handed to
+        the first phase."""
+        refs = []
+        for name, copy, source in staged_inputs(self.run_dir):
+            manifest = read_manifest(copy)
+            ref = input_ref(self.run_id, name, copy, manifest)
+            parents = [(source.registered_id, "input")] if source.registered_id else []
+            store.register_model(ref.id, self.run_id, INPUTS_DIR, name,
+                                 str(copy.relative_to(self.runs_dir)), ref.digest,
+                                 manifest["bytes"], ref.params,
+                                 {**ref.metadata, "source": source.spec}, parents)
+            refs.append(ref)
+        return refs
 
     def _verify(self, out: dict) -> str | None:
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from forge.config import ConfigError, PipelineConfig, dump, from_yaml_text, load
 from forge.console import RunReporter
+from forge.pipeline.inputs import InputModelError, InputSource, resolve_inputs, stage_inputs
 from forge.pipeline.plan import select_phases
 from forge.pipeline.registry import available_phases
 
@@ -33,6 +34,9 @@ def build_parser(prog: str = "python -m forge.submit") -> argparse.ArgumentParse
     p.add_argument("--phases", default=None, help="subset 'a,b' or range 'a..b' of pipeline.phases")
     p.add_argument("--runs-dir", default=None, help="where runs and registry.db live (run.runs_dir)")
     p.add_argument("--resume", default=None, metavar="RUN_ID", help="continue an earlier run")
+    p.add_argument("--input", action="append", default=[], metavar="MODEL",
+                   help="start the first phase from this artifact dir or model id (repeatable; "
+                        "same as pipeline.inputs)")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (else RAY_ADDRESS, auto); 'local' starts a new local Ray")
     return p
@@ -45,14 +49,16 @@ def new_run_id() -> str:
 def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, Path, str]:
     """The config, runs dir and run id this invocation uses; raises ConfigError/InputError."""
     if args.resume:
-        if args.config or args.set:
-            raise InputError("--resume uses the run's saved config; drop --config/--set")
+        if args.config or args.set or args.input:
+            raise InputError("--resume uses the run's saved config; drop --config/--set/--input")
         runs_dir = Path(args.runs_dir or "runs")
         saved = runs_dir / args.resume / CONFIG_FILE
         if not saved.is_file():
             raise InputError(f"--resume {args.resume}: no run at {saved.parent}")
         return from_yaml_text(saved.read_text()), runs_dir, args.resume
     overrides = list(args.set)
+    if args.input:
+        overrides.append("pipeline.inputs=" + json.dumps(args.input))
     if args.runs_dir:
         overrides.append(f"run.runs_dir={args.runs_dir}")
     cfg = load(args.config, overrides)
@@ -84,11 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         print("Nothing to run: pipeline.phases is empty. Phases available in this version: "
               f"{', '.join(available_phases()) or '(none yet)'}.")
         return 0
-    return run_on_ray(cfg, runs_dir, run_id, plan, args.address, resume=bool(args.resume))
+    try:
+        sources = [] if args.resume else resolve_inputs(cfg.pipeline.inputs, runs_dir)
+    except InputModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run_on_ray(cfg, runs_dir, run_id, plan, args.address, resume=bool(args.resume),
+                      sources=sources)
 
 
 def run_on_ray(cfg: PipelineConfig, runs_dir: Path, run_id: str, plan: list[str],
-               address: str | None, resume: bool) -> int:
+               address: str | None, resume: bool, sources: list[InputSource] = ()) -> int:
     """Connect (or start Ray), check resources, create or reopen the run, drive the plan."""
     import ray  # imported here so bad input is rejected in a fraction of a second
 
@@ -115,6 +127,7 @@ def run_on_ray(cfg: PipelineConfig, runs_dir: Path, run_id: str, plan: list[str]
             (runs_dir / run_id).mkdir(parents=True)
             (runs_dir / run_id / CONFIG_FILE).write_text(dump(cfg))
             store.create_run(run_id, cfg.run.name, dump(cfg))
+            stage_inputs(list(sources), runs_dir / run_id)
         (runs_dir / run_id / "session.json").write_text(
             json.dumps({"dashboard_url": session.dashboard_url}))
         reporter = RunReporter()
@@ -122,6 +135,9 @@ def run_on_ray(cfg: PipelineConfig, runs_dir: Path, run_id: str, plan: list[str]
         driver = Driver(cfg, run_id, runs_dir.resolve(), plan, registry, reporter)
         try:
             reports = driver.run()
+        except InputModelError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         except PhaseFailed as err:
             reporter.summary(err.reports)
             print(f"error: {err}", file=sys.stderr)

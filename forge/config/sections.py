@@ -89,6 +89,9 @@ class PlanConfig:
     """Which phases run, in order."""
 
     phases: tuple[str, ...] = option((), "Phase names in the order they run.")
+    inputs: tuple[str, ...] = option((), "Models the first planned phase starts from: artifact "
+                                         "directories or registered model ids (run/phase/name); "
+                                         "copied into the run under inputs/.")
 
     def check(self, path: str) -> None:
         seen = set()

@@ -134,3 +134,28 @@ def test_empty_plan_names_available_phases(runs_dir, capsys):
     assert "Nothing to run" in out and "fixture_train" in out  # registered phases are listed
     assert not runs_dir.exists()
 
+
+
+def test_a_run_starts_from_a_registered_model(ray_session, runs_dir, capsys):
+    assert submit.main(["--config", FIXTURE, "--runs-dir", str(runs_dir), "--phases",
+                        "fixture_init", "--set", "phases.fixture_train.steps=2"]) == 0
+    (first,) = run_ids(runs_dir)
+    seed_id = f"{first}/fixture_init/seed"
+    code = submit.main(["--config", FIXTURE, "--runs-dir", str(runs_dir), "--phases",
+                        "fixture_train", "--input", seed_id, "--set", "phases.fixture_train.steps=3"])
+    assert code == 0, capsys.readouterr()
+    (second,) = set(run_ids(runs_dir)) - {first}
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    models = {m["name"]: m for m in store.list_models(second)}
+    assert set(models) == {"0-seed", "trained"}
+    assert store.parents(models["0-seed"]["id"]) == [{"parent": seed_id, "method": "input"}]
+    assert store.parents(models["trained"]["id"]) == [{"parent": models["0-seed"]["id"],
+                                                       "method": "train"}]
+    assert (runs_dir / second / "inputs" / "0-seed" / "model.safetensors").is_file()
+
+
+def test_a_bad_input_stops_before_anything_starts(runs_dir, capsys):
+    code = submit.main(["--config", FIXTURE, "--runs-dir", str(runs_dir), "--input", "nope/x/y"])
+    assert code == 2
+    assert "pipeline.inputs[0]: 'nope/x/y' is neither" in capsys.readouterr().err
+    assert run_ids(runs_dir) == []
