@@ -45,14 +45,17 @@ class SlidingWindowAttention(nn.Module):
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                window: int | None = None) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C); cos/sin are RoPE tables (T, hd/2); `window` overrides the
-        constructor's (the block passes its config's live value)."""
+                window: int | None = None, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); cos/sin are RoPE tables (T, hd/2), one row per token;
+        `window` overrides the constructor's (the block passes its config's live value).
+        `allowed` (T, T), when given, replaces the sliding-window mask: parallel thought
+        branches (`forge.models.branches`) bring their own diagonal mask, window included."""
         B, T, C = x.shape
         q = apply_rope(self._heads(self.q_proj(x)), cos, sin)  # (B, nh, T, hd)
         k = apply_rope(self._heads(self.k_proj(x)), cos, sin)  # (B, nh, T, hd)
         v = self._heads(self.v_proj(x))  # (B, nh, T, hd)
-        allowed = sliding_window_mask(T, window or self.window, x.device)  # (T, T)
+        if allowed is None:
+            allowed = sliding_window_mask(T, window or self.window, x.device)  # (T, T)
         if self.training:  # QK-clip statistic; not needed for evaluation or generation
             self._record_max(q, k, allowed)
         p = self.dropout.p if self.training else 0.0

@@ -18,6 +18,7 @@ from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from forge.models.attention import SlidingWindowAttention
+from forge.models.branches import BranchTensors
 from forge.models.configuration import CognateConfig
 from forge.models.layers import RMSNorm, SwiGLU
 from forge.models.memory import NeuralMemory
@@ -46,17 +47,27 @@ class MAGBlock(GradientCheckpointingLayer):
         self.mlp = SwiGLU(c.d_model, c.d_ff)
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self, h: torch.Tensor, cos: torch.Tensor,
-                sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, C) -> ((B, T, C), scalar gate entropy)."""
+    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                branches: BranchTensors | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> ((B, T, C), scalar gate entropy). With `branches`, T counts the base
+        tokens and the branch tokens after them (`forge.models.branches`)."""
         u = self.attn_norm(h)  # (B, T, C)
-        a = self.attn(u, cos, sin, window=self.config.window)  # (B, T, C)
+        allowed = None if branches is None else branches.allowed
+        a = self.attn(u, cos, sin, window=self.config.window, allowed=allowed)  # (B, T, C)
         if self.memory is None:
             mixed, entropy = a, h.new_zeros(())
         else:
-            m = self.memory(u, chunk=self.config.memory_chunk)  # (B, T, C)
+            m = self._memory(u, branches)  # (B, T, C)
             g = torch.sigmoid(self.mag_gate(u))  # (B, T, C)
             mixed, entropy = g * a + (1 - g) * m, bernoulli_entropy(g)
         h = h + self.dropout(mixed)
         h = h + self.dropout(self.mlp(self.mlp_norm(h)))
         return h, entropy
+
+    def _memory(self, u: torch.Tensor, branches: BranchTensors | None) -> torch.Tensor:
+        """Memory reads; base tokens alone write it, branch tokens read their anchor's chunk."""
+        if branches is None:
+            return self.memory(u, chunk=self.config.memory_chunk)
+        T = branches.base_len
+        return self.memory(u[:, :T], chunk=self.config.memory_chunk, extra=u[:, T:],
+                           extra_anchor=branches.extra_anchor)

@@ -29,7 +29,10 @@ class CognateConfig(PretrainedConfig):
                  memory_lr_max: float = 1.0, memory_decay_init: float = 0.99,
                  memory_momentum_init: float = 0.9, trm_T: int = 2, trm_n: int = 2,
                  trm_supervision_steps: int = 2, act_threshold: float = 0.5,
-                 act_loss_weight: float = 0.5, **kwargs: Any) -> None:
+                 act_loss_weight: float = 0.5, thought_len: int = 0,
+                 thought_mixer_hidden: int | None = None, thought_mix_init: float = 0.2,
+                 thought_start_id: int = 3, thought_end_id: int = 4,
+                 thought_banned_ids: list[int] | None = None, **kwargs: Any) -> None:
         self.vocab_size, self.d_model, self.n_layers = vocab_size, d_model, n_layers
         self.n_heads, self.d_ff, self.max_seq_len = n_heads, d_ff, max_seq_len
         self.window, self.rope_theta, self.norm_eps = window, rope_theta, norm_eps
@@ -42,6 +45,13 @@ class CognateConfig(PretrainedConfig):
         self.memory_decay_init, self.memory_momentum_init = memory_decay_init, memory_momentum_init
         self.trm_T, self.trm_n, self.trm_supervision_steps = trm_T, trm_n, trm_supervision_steps
         self.act_threshold, self.act_loss_weight = act_threshold, act_loss_weight
+        # Quiet-STaR (Phase 3; forge.models.thoughts): thought_len 0 = no thought head, the
+        # plain causal LM. The ids are the tokenizer's reserved start/end-of-thought tokens;
+        # banned ids (special tokens) are never sampled inside a thought nor emitted.
+        self.thought_len, self.thought_mix_init = thought_len, thought_mix_init
+        self.thought_mixer_hidden = thought_mixer_hidden if thought_mixer_hidden else d_model
+        self.thought_start_id, self.thought_end_id = thought_start_id, thought_end_id
+        self.thought_banned_ids = list(thought_banned_ids or [])
         # Aliases the HF utilities (generation, peft, size helpers) look for.
         self.hidden_size, self.num_hidden_layers = d_model, n_layers
         self.num_attention_heads = n_heads
@@ -69,8 +79,22 @@ class CognateConfig(PretrainedConfig):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"CognateConfig.{name}: got {getattr(self, name)!r}; "
                                  "allowed: a number in (0, 1)")
+        self.validate_thought_fields()
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"CognateConfig.dropout: got {self.dropout!r}; allowed: [0, 1)")
+
+    def validate_thought_fields(self) -> None:
+        """Raise `ValueError` naming the first Quiet-STaR field that is out of range."""
+        t = self.thought_len
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"CognateConfig.thought_len: got {t!r}; allowed: an integer >= 0")
+        if not 0.0 < self.thought_mix_init < 1.0:
+            raise ValueError(f"CognateConfig.thought_mix_init: got {self.thought_mix_init!r}; "
+                             "allowed: a number in (0, 1)")
+        for name in ("thought_start_id", "thought_end_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                raise ValueError(f"CognateConfig.{name}: got {getattr(self, name)!r}; allowed: "
+                                 f"a token id in [0, {self.vocab_size})")
 
     @property
     def head_dim(self) -> int:

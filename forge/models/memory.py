@@ -102,11 +102,18 @@ class NeuralMemory(nn.Module):
             out.append(t.view(B, (T + pad) // chunk, chunk, t.shape[-1]))
         return tuple(out)
 
-    def forward(self, x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, chunk: int | None = None, extra: torch.Tensor | None = None,
+                extra_anchor: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, C) -> retrieved values projected back, (B, T, C); `chunk` overrides the
-        constructor's chunk size (the block passes its config's live value)."""
+        constructor's chunk size (the block passes its config's live value).
+
+        `extra` (B, M, C) are read-only tokens (thought branches, `forge.models.branches`): token
+        m reads the state of chunk extra_anchor[m] // chunk, the same state its anchor position
+        reads, and writes nothing. The result is then (B, T + M, C): base reads, then extra reads.
+        """
         B, T, _ = x.shape
-        q, k, v, rates = self._chunked(x, chunk or self.chunk)  # (B, N, L, d) x3, (B, N, L, 3)
+        chunk = chunk or self.chunk
+        q, k, v, rates = self._chunked(x, chunk)  # (B, N, L, d) x3, (B, N, L, 3)
         w1 = self.w1_init.expand(B, -1, -1)  # (B, d, H)
         w2 = self.w2_init.expand(B, -1, -1)  # (B, H, d)
         s1, s2 = torch.zeros_like(w1), torch.zeros_like(w2)
@@ -115,9 +122,12 @@ class NeuralMemory(nn.Module):
         # NaN; a norm bound of a few times W_0's keeps every read finite.
         bound1 = NORM_BOUND * self.w1_init.norm().detach() + 1.0
         bound2 = NORM_BOUND * self.w2_init.norm().detach() + 1.0
-        reads = []
+        reads, extra_reads = [], []
+        qx, groups = self._extra_queries(extra, extra_anchor, chunk, q.shape[1])
         for c in range(q.shape[1]):
             reads.append(memory_apply(w1, w2, q[:, c]))  # state before chunk c: (B, L, d)
+            if groups[c] is not None:
+                extra_reads.append(memory_apply(w1, w2, qx[:, groups[c]]))  # (B, M_c, d)
             if c == q.shape[1] - 1:
                 break  # the last chunk's write would only serve later chunks
             theta, eta, alpha = rates[:, c].unbind(-1)  # (B, L) each
@@ -128,4 +138,24 @@ class NeuralMemory(nn.Module):
             w1 = bounded(keep * w1 + s1, bound1)
             w2 = bounded(keep * w2 + s2, bound2)
         y = torch.cat(reads, dim=1)[:, :T]  # (B, T, d)
+        if qx is not None:
+            order = torch.cat([g for g in groups if g is not None])  # (M,) extra index per read
+            y_extra = torch.empty_like(torch.cat(extra_reads, dim=1))  # (B, M, d)
+            y_extra = y_extra.index_copy(1, order, torch.cat(extra_reads, dim=1))
+            y = torch.cat([y, y_extra], dim=1)  # (B, T + M, d)
         return self.mem_out(y)
+
+    def _extra_queries(self, extra: torch.Tensor | None, anchor: torch.Tensor | None, chunk: int,
+                       n_chunks: int) -> tuple[torch.Tensor | None, list]:
+        """Queries of the read-only tokens (B, M, d) and, per chunk, the indices reading it."""
+        if extra is None or extra.shape[1] == 0:
+            return None, [None] * n_chunks
+        if anchor is None or anchor.shape[0] != extra.shape[1]:
+            raise ValueError("NeuralMemory: extra tokens need one anchor position each")
+        qx = F.normalize(self.mem_query(extra), dim=-1)  # (B, M, d)
+        which = anchor // chunk  # (M,)
+        groups = []
+        for c in range(n_chunks):
+            idx = (which == c).nonzero().flatten()
+            groups.append(idx if idx.numel() else None)
+        return qx, groups

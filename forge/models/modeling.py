@@ -17,6 +17,7 @@ of those logits. Labels follow HF causal LMs: position t predicts labels[t+1]; -
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +28,12 @@ from transformers.utils import ModelOutput
 
 from forge.models.act import (IGNORE_INDEX, HaltingHead, act_bce, halting_steps, select_steps,
                               shift_labels)
+from forge.models.branches import BranchLayout, branch_tensors
 from forge.models.configuration import CognateConfig
 from forge.models.layers import RMSNorm
 from forge.models.memory import NeuralMemory
 from forge.models.recursion import RecursionNet, deep_recursion
+from forge.models.thoughts import ThoughtHead
 
 
 @dataclass
@@ -67,6 +70,8 @@ class CognatePreTrainedModel(PreTrainedModel):
             module.reset_memory_parameters()
         elif isinstance(module, HaltingHead):
             module.reset_halting_parameters()
+        elif isinstance(module, ThoughtHead):
+            module.reset_thought_parameters()
         elif isinstance(module, CognateModel):
             init.normal_(module.y_init, mean=0.0, std=1.0)
             init.normal_(module.z_init, mean=0.0, std=1.0)
@@ -94,19 +99,33 @@ class CognateModel(CognatePreTrainedModel):
         """Replace the token embedding (HF API)."""
         self.embed_tokens = value
 
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Input embeddings (B, T, C), sqrt(C)-scaled as in TRM: unit-RMS input next to the
+        unit-RMS y and z."""
+        return self.embed_tokens(input_ids) * self.config.d_model ** 0.5
+
     def forward(self, input_ids: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Per supervision step the state y_s (B, T, C) (graph of step s only) and mean gate entropy."""
+                inputs_embeds: torch.Tensor | None = None,
+                layout: BranchLayout | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per supervision step the state y_s (B, T, C) (graph of step s only) and mean gate entropy.
+
+        With `layout`, the T = layout.total inputs are base tokens followed by thought branches
+        and attention, RoPE and memory follow `forge.models.branches`; without it, nothing changes.
+        """
         if inputs_embeds is None:
-            # sqrt(C) scale as in TRM: unit-RMS input next to the unit-RMS y and z.
-            inputs_embeds = self.embed_tokens(input_ids) * self.config.d_model ** 0.5
+            inputs_embeds = self.embed(input_ids)
         x = inputs_embeds  # (B, T, C)
         c = self.config
+        f = self.net
+        if layout is not None:
+            if layout.total != x.shape[1]:
+                raise ValueError(f"layout: expects {layout.total} tokens, got {x.shape[1]}")
+            f = partial(self.net, branches=branch_tensors(layout, c.window, x.device))
         y = self.y_init.to(x.dtype).expand_as(x)  # (B, T, C)
         z = self.z_init.to(x.dtype).expand_as(x)  # (B, T, C)
         states, entropy = [], x.new_zeros(())
         for _ in range(c.trm_supervision_steps):
-            y, z, e = deep_recursion(self.net, x, y, z, c.trm_T, c.trm_n)
+            y, z, e = deep_recursion(f, x, y, z, c.trm_T, c.trm_n)
             states.append(self.norm(y))
             entropy = entropy + e
             y, z = y.detach(), z.detach()  # deep supervision: no gradient across steps
@@ -123,6 +142,9 @@ class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
         self.model = CognateModel(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.halt = HaltingHead(config.d_model)
+        # Quiet-STaR parameters (Phase 3); absent from plain Cognate models.
+        self.thoughts = (ThoughtHead(config.d_model, config.thought_mixer_hidden,
+                                     config.thought_mix_init) if config.thought_len else None)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -181,6 +203,16 @@ class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
         return CognateOutput(loss=loss, logits=logits, lm_loss=ce.detach(),
                              act_loss=(bce_total / S).detach(), gate_entropy=entropy,
                              act_mean_steps=mean_steps, halt_steps=steps)
+
+    def output_states(self, inputs_embeds: torch.Tensor,
+                      layout: BranchLayout | None = None) -> torch.Tensor:
+        """Post-norm state (B, T, C) of each position at its own ACT halting step; lm_head of it
+        is the logits of `forward` in eval mode. Differentiable (each position's gradient flows
+        into the supervision step it halts at). Used by Quiet-STaR with thought branches."""
+        states, _ = self.model(inputs_embeds=inputs_embeds, layout=layout)  # S x (B, T, C)
+        q_steps = torch.stack([self.halt(y) for y in states]).detach()  # (S, B, T)
+        steps = halting_steps(q_steps, self.config.act_threshold)  # (B, T)
+        return select_steps(torch.stack(states), steps)  # (B, T, C)
 
     def prepare_inputs_for_generation(self, input_ids: torch.Tensor,
                                       attention_mask: torch.Tensor | None = None,

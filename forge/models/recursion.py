@@ -11,10 +11,13 @@ position t depend on tokens <= t; the recursion itself is position-wise.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 from forge.models.block import MAGBlock
+from forge.models.branches import BranchTensors
 from forge.models.configuration import CognateConfig
 from forge.models.layers import RMSNorm, rope_tables
 
@@ -33,20 +36,27 @@ class RecursionNet(nn.Module):
         self.layers = nn.ModuleList(MAGBlock(config) for _ in range(config.n_layers))
         self.out_norm = RMSNorm(config.d_model, config.norm_eps)
 
-    def forward(self, state: torch.Tensor, inject: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, C) x2 -> ((B, T, C), mean gate entropy over the blocks)."""
+    def forward(self, state: torch.Tensor, inject: torch.Tensor,
+                branches: BranchTensors | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) x2 -> ((B, T, C), mean gate entropy over the blocks). With `branches` the
+        sequence is extended by thought branches (`forge.models.branches`)."""
         T = state.shape[1]
         cos, sin = rope_tables(T, self.config.head_dim, self.config.rope_theta, state.device,
                                state.dtype)  # (T, hd/2) each
+        if branches is not None:  # per-token positions; every one is < T (see BranchLayout)
+            cos, sin = cos[branches.positions], sin[branches.positions]
         h = state + inject  # (B, T, C)
         entropy = h.new_zeros(())
         for layer in self.layers:
-            h, e = layer(h, cos, sin)
+            h, e = layer(h, cos, sin) if branches is None else layer(h, cos, sin, branches)
             entropy = entropy + e
         return self.out_norm(h), entropy / len(self.layers)
 
 
-def latent_recursion(f: RecursionNet, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def latent_recursion(f: Step, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
                      n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n updates z <- f(z, y + x), then y <- f(y, z) (TRM eq. in section 4). Returns (y, z, H)."""
     entropy = x.new_zeros(())
@@ -57,7 +67,7 @@ def latent_recursion(f: RecursionNet, x: torch.Tensor, y: torch.Tensor, z: torch
     return y, z, (entropy + e) / (n + 1)
 
 
-def deep_recursion(f: RecursionNet, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, T: int,
+def deep_recursion(f: Step, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, T: int,
                    n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """T cycles of `latent_recursion`, the first T-1 without gradient (TRM section 4).
 
