@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from forge.evolve.population import Candidate
 from forge.evolve.recipe import Recipe
 from forge.merge import MergeParams, StateDict, layer_count, merge, merged_config
 from forge.models import CognateConfig
@@ -141,3 +142,27 @@ def merge_group(sds: Sequence[StateDict], configs: Sequence[CognateConfig],
     members.sort(key=lambda sd: sd is not sds[best])  # the best first: its aliases are kept
     sd = merge("linear", members, None, MergeParams())
     return sd, merged_config(configs[best], sd)
+
+
+def build_candidate(candidate: Candidate, parents: Sequence[StateDict], base: StateDict,
+                    config: CognateConfig,
+                    built: Mapping[str, tuple[StateDict, CognateConfig]] | None = None,
+                    fitnesses: Mapping[str, float] | None = None,
+                    ) -> tuple[StateDict, CognateConfig]:
+    """A candidate's weights by `candidate.built_from`: its recipe from the parents, its elite's
+    weights plus noise, or the merge of its loser group. `built` maps earlier candidate ids to
+    their (state dict, config) and `fitnesses` to their fitness (the last two cases need them;
+    ValueError naming the missing source)."""
+    if candidate.built_from == "recipe":
+        return build_recipe(candidate.recipe, parents, base, config)
+    built, fitnesses = built or {}, fitnesses or {}
+    missing = [s for s in candidate.sources if s not in built
+               or (candidate.built_from == "group" and s not in fitnesses)]
+    if missing:
+        raise ValueError(f"{candidate.id}: no weights or fitness for source(s) {missing}")
+    if candidate.built_from == "noise":
+        sd, cfg = built[candidate.sources[0]]
+        return apply_noise(sd, candidate.noise or {}), cfg
+    return merge_group([built[s][0] for s in candidate.sources],
+                       [built[s][1] for s in candidate.sources],
+                       [fitnesses[s] for s in candidate.sources])

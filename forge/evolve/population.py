@@ -38,6 +38,13 @@ ORIGINS = ("init", "mutant", "child", "reseed")
 NOISE_KEYS = ("seed", "sigma", "fraction")
 
 
+def generation_generator(seed: int, generation: int) -> torch.Generator:
+    """The generator for making `generation` from run seed `seed`: seeding per generation (not
+    one stream for the whole run) lets a resumed evolution draw exactly what an uninterrupted
+    one would have."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + generation)
+
+
 def candidate_id(generation: int, index: int) -> str:
     """'g003-c05': candidate `index` of `generation`."""
     return f"g{generation:03d}-c{index:02d}"

@@ -203,7 +203,8 @@ def layer_sequence(n_layers: int, max_extra: int, generator: torch.Generator) ->
                                            for _ in range(extra)])
 
 
-def random_path(n_layers: int, max_extra: int, generator: torch.Generator) -> tuple[tuple[int, int], ...]:
+def random_path(n_layers: int, max_extra: int,
+                generator: torch.Generator) -> tuple[tuple[int, int], ...]:
     """(model, layer) picks: `layer_sequence`'s layers, each from A (0) or B (1) at random."""
     return tuple((randint(generator, 0, 1), layer)
                  for layer in layer_sequence(n_layers, max_extra, generator))
@@ -218,10 +219,11 @@ def random_recipe(n_layers: int, settings: EvolveSettings, generator: torch.Gene
     if genes is None:
         genes = [GENES[g][randint(generator, 0, 1)] for g in GENES]
     path = random_path(n_layers, settings.max_extra_layers, generator)
+    weights = tuple(uniform(generator, *r.linear_weight) for _ in range(3))
+    slerp_t = tuple(uniform(generator, *r.slerp_t) for _ in range(2))
     return Recipe(
         interp=genes[0], task=genes[1], layers=genes[2], n_layers=n_layers,
-        linear_weights=tuple(uniform(generator, *r.linear_weight) for _ in range(3)),  # type: ignore[arg-type]
-        slerp_t=tuple(uniform(generator, *r.slerp_t) for _ in range(2)),  # type: ignore[arg-type]
+        linear_weights=weights, slerp_t=slerp_t,  # type: ignore[arg-type]
         density=uniform(generator, *r.density), dare_p=uniform(generator, *r.dare_p),
         task_scale=uniform(generator, *r.task_scale),
         slices=path_slices(random_path(n_layers, settings.max_extra_layers, generator)),
@@ -283,7 +285,8 @@ def stage_distances(a: Recipe, b: Recipe, ranges: RecipeRanges) -> tuple[float, 
     elif a.layers == "frankenmerge":
         layers = _plan_distance(slices_path(a.slices), slices_path(b.slices))
     else:
-        layers = (_plan_distance(a.path, b.path) + _scales_distance(a.path_scales, b.path_scales, ranges)) / 2
+        layers = (_plan_distance(a.path, b.path)
+                  + _scales_distance(a.path_scales, b.path_scales, ranges)) / 2
     return interp, task, layers
 
 

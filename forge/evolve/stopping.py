@@ -31,7 +31,7 @@ class EarlyStop:
 
         A NaN best counts as a stall (it is never progress)."""
         if self.reference is None and not math.isnan(best):
-            self.reference = float(best)
+            self.reference, self.stalled = float(best), 0
         elif not math.isnan(best) and best > self.reference + self.min_delta:
             self.reference, self.stalled = float(best), 0
         else:
