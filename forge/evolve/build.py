@@ -12,8 +12,10 @@ from typing import Any
 import torch
 
 from forge.evolve.population import Candidate
-from forge.evolve.recipe import Recipe
+from forge.evolve.recipe import Recipe, slices_path
 from forge.merge import MergeParams, StateDict, layer_count, merge, merged_config
+from forge.merge.common import check_models
+from forge.merge.layers import LAYER_PREFIX
 from forge.models import CognateConfig
 
 N_PARENTS = 3
@@ -53,6 +55,24 @@ def layer_stage(recipe: Recipe, a: StateDict, b: StateDict) -> StateDict:
     return merge("dfs", [a, b], None, MergeParams(path=recipe.path, scales=recipe.path_scales))
 
 
+def plan_picks(recipe: Recipe) -> list[tuple[int, int]]:
+    """The active layer plan as (model, layer) picks over [A, B]."""
+    return list(recipe.path) if recipe.layers == "dfs" else slices_path(recipe.slices)
+
+
+def needed_keys(sd: Mapping[str, torch.Tensor], layers: set[int], shared: bool) -> StateDict:
+    """The part of `sd` a stage must merge: blocks in `layers` (block 0 always: the stacking
+    checks shapes against it) and, when `shared`, every non-block tensor."""
+    out = {}
+    for key, value in sd.items():
+        if key.startswith(LAYER_PREFIX):
+            if int(key[len(LAYER_PREFIX):].split(".", 1)[0]) in layers | {0}:
+                out[key] = value
+        elif shared:
+            out[key] = value
+    return out
+
+
 def build_recipe(recipe: Recipe, parents: Sequence[StateDict], base: StateDict,
                  config: CognateConfig,
                  generator: torch.Generator | None = None) -> tuple[StateDict, CognateConfig]:
@@ -60,18 +80,26 @@ def build_recipe(recipe: Recipe, parents: Sequence[StateDict], base: StateDict,
 
     `parents` are the three Phase-1 models, `base` their shared seed, `config` their config;
     `generator` drives dare's drop (None: `recipe_generator(recipe)`, so a recipe always builds
-    the same weights). ValueError naming `parents`, `base` or the recipe field on bad input.
+    the same weights). Each stage merges only what stage 3 reads: A its picked blocks and the
+    shared tensors, B its picked blocks (with block 0, which the stacking checks shapes
+    against); on the 25m preset this skips B's embedding, half of its parameters. ValueError
+    naming `parents`, `base` or the recipe field on bad input.
     """
     if len(parents) != N_PARENTS:
         raise ValueError(f"parents: got {len(parents)} state dicts; allowed: {N_PARENTS} "
                          "(the Phase-1 models)")
+    check_models(parents, base)  # every key, though each stage merges only a part
     depth = layer_count(parents[0])
     if depth != recipe.n_layers:
         raise ValueError(f"Recipe.n_layers: got {recipe.n_layers}; the parents have {depth} "
                          "blocks")
     generator = generator if generator is not None else recipe_generator(recipe)
-    a = interp_stage(recipe, parents)
-    b = task_stage(recipe, parents, base, generator)
+    picks = plan_picks(recipe)
+    from_a = {layer for m, layer in picks if m == 0}
+    from_b = {layer for m, layer in picks if m == 1}
+    a = interp_stage(recipe, [needed_keys(p, from_a, True) for p in parents])
+    b = task_stage(recipe, [needed_keys(p, from_b, False) for p in parents],
+                   needed_keys(base, from_b, False), generator)
     sd = layer_stage(recipe, a, b)
     return sd, merged_config(config, sd)
 

@@ -8,7 +8,7 @@ import torch
 
 from forge.evolve import (EvolveSettings, apply_noise, build_recipe, initial_recipes,
                           merge_group, perturb_weights)
-from forge.merge import layer_count
+from forge.merge import MergeParams, layer_count, merge
 from tests.evolve.conftest import load, logits
 
 TIED = ("lm_head.weight", "model.embed_tokens.weight")
@@ -31,6 +31,30 @@ def test_every_initial_recipe_builds_a_model_that_runs(family):
     parents = [torch.cat([v.flatten() for k, v in sorted(p.items())]) for p in family["parents"]]
     for i, x in enumerate(flat):
         assert all(not torch.equal(x, y) for y in flat[i + 1:] + parents)
+
+
+def test_build_equals_the_three_stages_composed_on_full_state_dicts(family):
+    """Merging only the blocks stage 3 reads gives what the full 3-stage composition gives
+    (deterministic stages: linear/slerp and ties; dare's draws follow the keys merged)."""
+    parents, base = family["parents"], family["base"]
+    for recipe in eight(seed=2):
+        if recipe.task != "ties":
+            continue
+        sd, _ = build_recipe(recipe, parents, base, family["config"])
+        if recipe.interp == "linear":
+            a = merge("linear", parents, None, MergeParams(weights=recipe.linear_weights))
+        else:
+            first = merge("slerp", parents[:2], None, MergeParams(t=recipe.slerp_t[0]))
+            a = merge("slerp", [first, parents[2]], None, MergeParams(t=recipe.slerp_t[1]))
+        b = merge("ties", parents, base, MergeParams(density=recipe.density,
+                                                     scale=recipe.task_scale))
+        if recipe.layers == "frankenmerge":
+            ref = merge("frankenmerge", [a, b], None, MergeParams(slices=recipe.slices))
+        else:
+            ref = merge("dfs", [a, b], None, MergeParams(path=recipe.path,
+                                                         scales=recipe.path_scales))
+        assert ref.keys() == sd.keys()
+        assert all(torch.equal(ref[k], sd[k]) for k in ref), recipe.genes
 
 
 def test_build_is_reproducible_from_the_recipe_seed(family):
@@ -108,6 +132,8 @@ def test_build_rejects_wrong_parents(family):
     bad["model.norm.weight"] = torch.ones(3)
     with pytest.raises(ValueError, match="models\\[2\\]"):
         build_recipe(recipe, family["parents"][:2] + [bad], family["base"], family["config"])
+    with pytest.raises(ValueError, match="base"):  # base's embedding is never merged: checked
+        build_recipe(recipe, family["parents"], bad, family["config"])
 
 
 def test_perturb_weights_touches_exactly_the_fraction_with_relative_noise(family):
