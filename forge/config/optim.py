@@ -55,6 +55,27 @@ class QuietStarOptim(MuGrokfastConfig):
 
 
 @dataclass(frozen=True)
+class BitnetOptim(MuGrokfastConfig):
+    """Phase 4 (BitNet b1.58 STE fine-tuning of ternary latent weights): lr 5e-4, lambda 0.1,
+    tau 30. DESIGN.md section 9 has no phase-4 row; these values are our choice, because:
+    - lr 5e-4, half of Phase 1's: the model is already trained and only has to adapt to its
+      quantised forward; a latent weight moves a trit only when it crosses gamma / 2, so a rate
+      that large pre-training steps need would flip trits back and forth (the "oscillation" of
+      quantisation-aware training) instead of settling;
+    - Grokfast lambda 0.1, as Phase 3: the STE gradient is noisy (it is the gradient at the
+      quantised point, not at the latent weight), and a small slow-gradient boost steadies it
+      without the 2.0 of Phase 5, which targets delayed generalisation over many steps;
+    - QK-clip tau 30, as Phase 1: ternary q/k keep the model's logit range (the absmean scale
+      follows the latent weights), so the same bound applies. QK-clip rescales the latent rows;
+      with per-channel scales the rescaled rows keep their trits and the ternary logits scale
+      exactly as the clip intends; with one scale per tensor the effect is approximate (see
+      docs/quant.md)."""
+
+    lr: float = option(5e-4, "Learning rate.", gt=0)
+    grokfast_lambda: float = option(0.1, "Grokfast amplification.", ge=0)
+
+
+@dataclass(frozen=True)
 class CurriculumOptim(MuGrokfastConfig):
     """Phase 5 (curriculum, STE training of the ternary model): lr 1e-3, lambda 2.0, tau 30."""
 
@@ -85,6 +106,7 @@ class OptimConfig:
 
     cognate: CognateOptim = option(default_factory=CognateOptim, doc="Phase 1.")
     quiet_star: QuietStarOptim = option(default_factory=QuietStarOptim, doc="Phase 3.")
+    bitnet: BitnetOptim = option(default_factory=BitnetOptim, doc="Phase 4.")
     curriculum: CurriculumOptim = option(default_factory=CurriculumOptim, doc="Phase 5.")
     baking: BakingOptim = option(default_factory=BakingOptim, doc="Phase 6.")
     experts: ExpertsOptim = option(default_factory=ExpertsOptim, doc="Phase 7.")

@@ -22,7 +22,8 @@ def is_kept(name: str, keep: Iterable[str]) -> bool:
 
 
 def convert_to_ternary(model: nn.Module, keep: Iterable[str] = DEFAULT_KEEP,
-                       per_channel: bool = False, act_bits: int = 8) -> list[str]:
+                       per_channel: bool = False, act_bits: int = 8,
+                       head_scales: bool = False) -> list[str]:
     """Replace every `nn.Linear` whose name matches no `keep` substring by a `TernaryLinear`
     (W_q = gamma RoundClip(W / gamma, -1, 1), 8-bit activations; arXiv 2402.17764).
 
@@ -35,6 +36,11 @@ def convert_to_ternary(model: nn.Module, keep: Iterable[str] = DEFAULT_KEEP,
         keep: substrings of module names left in full precision.
         per_channel: one absmean scale per output channel instead of per tensor.
         act_bits: activation bits b (Q_b = 2^(b-1)).
+        head_scales: one scale per attention head for the q/k projections of every module with
+            `n_heads`, `q_proj` and `k_proj` (32 bits per head). QK-clip (forge.optim.qk_clip_)
+            rescales a head's latent rows; with a scale per head the trits stay the same and the
+            ternary logits scale exactly as the clip intends. With one scale per tensor they do
+            not (the shared absmean moves and other heads' trits flip).
 
     Returns:
         The dotted names of the converted modules, in `named_modules()` order.
@@ -46,8 +52,18 @@ def convert_to_ternary(model: nn.Module, keep: Iterable[str] = DEFAULT_KEEP,
     for name, linear in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, child, TernaryLinear.from_linear(linear, per_channel, act_bits))
+        rows = head_rows(parent, child, linear) if head_scales else None
+        setattr(parent, child, TernaryLinear.from_linear(linear, per_channel, act_bits, rows))
     return [name for name, _ in targets]
+
+
+def head_rows(parent: nn.Module, child: str, linear: nn.Linear) -> int | None:
+    """Rows per attention head when `child` is the q or k projection of an attention module
+    (one exposing `n_heads`, like those QK-clip acts on), else None."""
+    n_heads = getattr(parent, "n_heads", None)
+    if child not in ("q_proj", "k_proj") or not isinstance(n_heads, int) or n_heads < 1:
+        return None
+    return linear.out_features // n_heads if linear.out_features % n_heads == 0 else None
 
 
 def _check_not_tied(model: nn.Module, targets: list[tuple[str, nn.Linear]]) -> None:

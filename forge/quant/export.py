@@ -1,7 +1,8 @@
 """Export and reload a packed ternary model (BitNet b1.58, arXiv 2402.17764).
 
     out_dir/
-      model.safetensors   <layer>.weight_packed (uint8, ceil(n/5)) + <layer>.weight_scale (fp32)
+      model.safetensors   <layer>.weight_packed (uint8, ceil(n/5)) + <layer>.weight_scale (fp32:
+                          (), (out, 1) per channel or (out / group_rows, 1) per row group)
                           for every TernaryLinear; every other tensor as-is (or cast to `dtype`);
                           metadata["quantization"] = the manifest below, as JSON
       quantization.json   the manifest: format, packing, and per packed tensor its shape
@@ -27,18 +28,26 @@ import forge.models  # noqa: F401  (registers model_type "cognate" with the Auto
 from forge.pipeline.artifacts import count_params, write_manifest
 from forge.quant.convert import ternary_layers
 from forge.quant.manifest import (FORMAT, PACKING, QUANT_FILE, WEIGHTS_FILE, read_quantization)
+
+# manifest.json metadata of every packed artifact: what it is and how to open it.
+ARTIFACT_METADATA = {"quantization": "bitnet-b1.58", "packing": PACKING["name"],
+                     "format": FORMAT, "loader": "forge.quant.load_model"}
 from forge.quant.pack import pack_trits, unpack_trits
 from forge.quant.ternary_linear import TernaryLinear
 
 
 def save_ternary(model: PreTrainedModel, out_dir: str | Path,
-                 dtype: torch.dtype | None = None) -> dict[str, Any]:
+                 dtype: torch.dtype | None = None, parents: list[str] | None = None,
+                 metrics: dict[str, float] | None = None,
+                 metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write `model` (with TernaryLinear layers, arXiv 2402.17764) as a packed artifact; returns
-    the manifest.
+    the quantisation manifest.
 
     Each ternary weight W_q = trits * gamma is stored as base-3 packed trits (5 per byte, 1.6 bits
     per weight) plus gamma in fp32. `dtype` (e.g. torch.float16) casts every other floating
     tensor; None keeps them as they are. Tied tensors are stored once and listed under "tied".
+    `parents`, `metrics` and `metadata` go into manifest.json (forge.pipeline.artifacts), whose
+    metadata also says the artifact is ternary and which function loads it (ARTIFACT_METADATA).
     """
     layers = ternary_layers(model)
     if not layers:
@@ -48,6 +57,8 @@ def save_ternary(model: PreTrainedModel, out_dir: str | Path,
     packed: dict[str, dict[str, Any]] = {}
     for name, layer in layers.items():
         trits, gamma = layer.ternary()  # (out, in) int8, () or (out, 1) fp32
+        if layer.group_rows is not None:
+            gamma = gamma[::layer.group_rows]  # (G, 1): one stored scale per row group
         tensors[f"{name}.weight_packed"] = pack_trits(trits)
         tensors[f"{name}.weight_scale"] = gamma.float().contiguous()
         packed[f"{name}.weight"] = {
@@ -55,6 +66,8 @@ def save_ternary(model: PreTrainedModel, out_dir: str | Path,
             "shape": list(trits.shape), "numel": trits.numel(),
             "scale_shape": list(gamma.shape), "per_channel": layer.per_channel,
             "act_bits": layer.act_bits}
+        if layer.group_rows is not None:
+            packed[f"{name}.weight"]["group_rows"] = layer.group_rows
     tied: dict[str, str] = {}
     seen: dict[int, str] = {}
     for key, value in model.state_dict(keep_vars=True).items():
@@ -74,9 +87,22 @@ def save_ternary(model: PreTrainedModel, out_dir: str | Path,
               metadata={"format": "pt", "quantization": json.dumps(manifest, sort_keys=True)})
     (out_dir / QUANT_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     model.config.save_pretrained(out_dir)
-    write_manifest(out_dir, count_params(model),
-                   metadata={"quantization": "bitnet-b1.58", "packing": PACKING["name"]})
+    write_manifest(out_dir, count_params(model), parents, metrics,
+                   metadata={**(metadata or {}), **ARTIFACT_METADATA})
     return manifest
+
+
+def round_to_dtype(model: nn.Module, dtype: torch.dtype | None) -> None:
+    """Round every floating tensor that `save_ternary(model, dtype=dtype)` casts (all but the
+    ternary latent weights) to `dtype` and back, in place: the in-memory model then computes
+    exactly what the reloaded artifact computes. None does nothing."""
+    if dtype is None:
+        return
+    ternary = {f"{n}.weight" for n in ternary_layers(model)}
+    with torch.no_grad():
+        for name, t in model.state_dict(keep_vars=True).items():
+            if name not in ternary and t.is_floating_point():
+                t.data = t.data.to(dtype).to(t.dtype)
 
 
 def load_ternary(artifact_dir: str | Path, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
@@ -127,7 +153,10 @@ def _load_layer(model: nn.Module, key: str, entry: dict[str, Any], f: Any, names
     if list(scale.shape) != entry["scale_shape"]:
         raise ValueError(f"{path.name}:{entry['scale']}: shape {list(scale.shape)} != "
                          f"{entry['scale_shape']} in {QUANT_FILE}")
-    layer = TernaryLinear.from_linear(linear, entry["per_channel"], entry["act_bits"])
+    group_rows = entry.get("group_rows")
+    layer = TernaryLinear.from_linear(linear, entry["per_channel"], entry["act_bits"], group_rows)
+    if group_rows is not None:
+        scale = scale.repeat_interleave(group_rows, dim=0)  # (G, 1) -> (out, 1)
     layer.freeze(trits, scale)
     parent, _, child = module_name.rpartition(".")
     setattr(model.get_submodule(parent), child, layer)

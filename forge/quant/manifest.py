@@ -17,7 +17,8 @@ WEIGHTS_FILE = "model.safetensors"
 PACKING = {"name": "base3-5", "trits_per_byte": 5,
            "byte": "sum_i (t_i + 1) * 3^i over 5 consecutive row-major trits, i = 0..4",
            "padding": "trit 0 up to a multiple of 5; the first numel trits are kept",
-           "weight": "W_q = trits * scale (scale () per tensor or (out, 1) per channel)"}
+           "weight": "W_q = trits * scale (scale () per tensor, (out, 1) per channel, or "
+                     "(out / group_rows, 1) with each value repeated on its group_rows rows)"}
 ENTRY_KEYS = {"packed": str, "scale": str, "shape": list, "numel": int, "scale_shape": list,
               "per_channel": bool, "act_bits": int}
 
@@ -70,6 +71,11 @@ def check_manifest(manifest: Any, where: str) -> None:
             if not isinstance(entry.get(key), kind):
                 raise ValueError(f"{where}: {tensor}.{key} must be a {kind.__name__}, "
                                  f"got {entry.get(key)!r}")
+        group = entry.get("group_rows")
+        if group is not None and (not isinstance(group, int) or group < 1 or not entry["shape"]
+                                  or entry["shape"][0] % group):
+            raise ValueError(f"{where}: {tensor}.group_rows {group!r} must be an integer >= 1 "
+                             "dividing the first dimension of its shape")
         dims = entry["shape"]
         if not all(isinstance(d, int) and d >= 0 for d in dims) or _prod(dims) != entry["numel"]:
             raise ValueError(f"{where}: {tensor}.shape {dims} does not hold numel "

@@ -11,8 +11,8 @@ WEIGHT_EPS = 1e-5  # keeps gamma > 0 for an all-zero weight (every trit is then 
 ACT_EPS = 1e-5  # keeps max|x| > 0 for an all-zero token
 
 
-def quantize_weights(w: torch.Tensor, per_channel: bool = False,
-                     eps: float = WEIGHT_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_weights(w: torch.Tensor, per_channel: bool = False, eps: float = WEIGHT_EPS,
+                     group_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Absmean ternary quantisation of a weight (arXiv 2402.17764, eqs. 1-3).
 
         gamma = mean(|W|) + eps
@@ -23,10 +23,14 @@ def quantize_weights(w: torch.Tensor, per_channel: bool = False,
         per_channel: one gamma per output channel (mean over the other dims) instead of one per
             tensor. The paper uses one per tensor; per-channel is finer at 32 bits per row.
         eps: added to gamma.
+        group_rows: one gamma per block of this many consecutive output rows (e.g. one attention
+            head of a q/k projection, so QK-clip's per-head rescale keeps the trits); ignored
+            when `per_channel`. Must divide out_features.
 
     Returns:
         (trits, gamma): trits int8 with values in {-1, 0, 1} and the shape of `w`; gamma float32,
-        shape () per tensor or (out_features, 1, ...) per channel, so `w ~= trits * gamma`.
+        shape () per tensor or (out_features, 1, ...) per channel or group (a group's value
+        repeated on its rows), so `w ~= trits * gamma`.
     """
     w32 = w.detach().float()
     if per_channel:
@@ -34,6 +38,12 @@ def quantize_weights(w: torch.Tensor, per_channel: bool = False,
             raise ValueError(f"quantize_weights: per_channel needs a weight with >= 2 dims, got "
                              f"shape {tuple(w.shape)}")
         gamma = w32.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True) + eps  # (out, 1, ...)
+    elif group_rows is not None:
+        if w.dim() < 2 or group_rows < 1 or w.shape[0] % group_rows:
+            raise ValueError(f"quantize_weights: group_rows={group_rows} must divide the "
+                             f"{w.shape[0] if w.dim() else 0} rows of a >= 2-dim weight")
+        groups = w32.reshape(w.shape[0] // group_rows, -1).abs().mean(dim=1) + eps  # (G,)
+        gamma = groups.repeat_interleave(group_rows).view(-1, *[1] * (w.dim() - 1))  # (out, 1, ...)
     else:
         gamma = w32.abs().mean() + eps  # ()
     trits = (w32 / gamma).round().clamp(-1, 1).to(torch.int8)

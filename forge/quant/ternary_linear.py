@@ -28,19 +28,24 @@ class TernaryLinear(nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 per_channel: bool = False, act_bits: int = 8, device=None, dtype=None) -> None:
+                 per_channel: bool = False, act_bits: int = 8, group_rows: int | None = None,
+                 device=None, dtype=None) -> None:
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
+        if group_rows is not None and (group_rows < 1 or out_features % group_rows):
+            raise ValueError(f"TernaryLinear: group_rows={group_rows} must divide "
+                             f"out_features={out_features}")
         self.per_channel, self.act_bits = per_channel, act_bits
+        self.group_rows = None if per_channel else group_rows  # rows sharing one scale
         self.register_buffer("frozen_trits", None, persistent=False)  # int8 (out, in)
         self.register_buffer("frozen_scale", None, persistent=False)  # float32 () or (out, 1)
         self.register_buffer("frozen_weight", None, persistent=False)  # trits * scale, cached
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, per_channel: bool = False,
-                    act_bits: int = 8) -> TernaryLinear:
+    def from_linear(cls, linear: nn.Linear, per_channel: bool = False, act_bits: int = 8,
+                    group_rows: int | None = None) -> TernaryLinear:
         """A TernaryLinear sharing `linear`'s weight and bias Parameters (latent weights)."""
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None,
-                    per_channel, act_bits, device="meta")
+                    per_channel, act_bits, group_rows, device="meta")
         layer.weight = linear.weight
         layer.bias = linear.bias
         return layer
@@ -54,13 +59,13 @@ class TernaryLinear(nn.Linear):
         """(trits int8 (out, in), gamma float32 () or (out, 1)) of the current weight."""
         if self.frozen:
             return self.frozen_trits, self.frozen_scale
-        return quantize_weights(self.weight, self.per_channel)
+        return quantize_weights(self.weight, self.per_channel, group_rows=self.group_rows)
 
     def ternary_weight(self) -> torch.Tensor:
         """W_q = trits * gamma (out, in), in the weight's dtype; what the forward multiplies by."""
         if self.frozen:
             return self.frozen_weight
-        trits, gamma = quantize_weights(self.weight, self.per_channel)
+        trits, gamma = self.ternary()
         return (trits.to(gamma.dtype) * gamma).to(self.weight.dtype)
 
     def freeze(self, trits: torch.Tensor, scale: torch.Tensor) -> None:
@@ -88,4 +93,4 @@ class TernaryLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, per_channel={self.per_channel}, "
-                f"act_bits={self.act_bits}, frozen={self.frozen}")
+                f"act_bits={self.act_bits}, group_rows={self.group_rows}, frozen={self.frozen}")

@@ -1,0 +1,51 @@
+"""`load_model`: one loader for full-precision and packed ternary artifacts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from forge.pipeline.artifacts import save_artifact
+from forge.quant import (TernaryLinear, convert_to_ternary, is_ternary, load_model, save_ternary,
+                         ternary_layers)
+from tests.quant.conftest import small_model
+
+IDS = torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(2))
+
+
+def _logits(model):
+    with torch.no_grad():
+        return model(IDS).logits
+
+
+def test_a_full_precision_artifact_loads_as_it_was(tmp_path: Path):
+    model = small_model().eval()
+    save_artifact(model, tmp_path)
+    loaded = load_model(tmp_path)
+    assert not is_ternary(tmp_path) and not loaded.training
+    assert not any(isinstance(m, TernaryLinear) for m in loaded.modules())
+    assert torch.equal(_logits(loaded), _logits(model))
+
+
+def test_a_packed_artifact_loads_as_a_frozen_ternary_model(tmp_path: Path):
+    model = small_model()
+    convert_to_ternary(model)
+    manifest = save_ternary(model.eval(), tmp_path, parents=["a/b/c"], metrics={"m": 1.5},
+                            metadata={"vocab_size": 64})
+    loaded = load_model(tmp_path)
+    assert is_ternary(tmp_path) and manifest["format"] == "forge-ternary/1"
+    assert set(ternary_layers(loaded)) == set(ternary_layers(model))
+    assert all(layer.frozen for layer in ternary_layers(loaded).values())
+    assert torch.equal(_logits(loaded), _logits(model))
+    meta = json.loads((tmp_path / "manifest.json").read_text())
+    assert meta["parents"] == ["a/b/c"] and meta["metrics"] == {"m": 1.5}
+    assert meta["metadata"]["vocab_size"] == 64 and meta["metadata"]["loader"] == "forge.quant.load_model"
+
+
+def test_a_directory_without_a_model_is_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match="no config.json; not a model artifact"):
+        load_model(tmp_path)
+    with pytest.raises(ValueError, match="no config.json"):
+        load_model(tmp_path / "missing")
