@@ -104,6 +104,10 @@ class EvolutionState:
         for key in keys:
             if key not in data:
                 raise ValueError(f"EvolutionState.{key}: missing key")
+        generation = data["generation"]
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < -1:
+            raise ValueError(f"EvolutionState.generation: got {generation!r}; allowed: an "
+                             "integer >= -1")
         population = [(Candidate.from_dict(p["candidate"]),
                        _unnum(p["fitness"], f"population[{i}].fitness"))
                       for i, p in enumerate(data["population"])]
@@ -116,7 +120,7 @@ class EvolutionState:
                          "mean": _unnum(row["mean"], f"rows[{i}].mean")})
         EarlyStop.from_dict(data["early_stop"])  # validates
         best = Candidate.from_dict(data["best"]) if data["best"] is not None else None
-        return cls(generation=data["generation"], population=population, best=best,
+        return cls(generation=generation, population=population, best=best,
                    best_fitness=_unnum(data["best_fitness"], "best_fitness"), rows=rows,
                    early_stop=dict(data["early_stop"]))
 

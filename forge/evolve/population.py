@@ -64,6 +64,11 @@ class Candidate:
     """Weight-noise mutants only: {seed, sigma, fraction} for `build.apply_noise`."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"Candidate.id: got {self.id!r}; allowed: a non-empty string")
+        if not isinstance(self.sources, tuple) or not all(isinstance(s, str)
+                                                          for s in self.sources):
+            raise ValueError(f"Candidate.sources: got {self.sources!r}; allowed: candidate ids")
         if self.origin not in ORIGINS:
             raise ValueError(f"Candidate.origin: got {self.origin!r}; allowed: "
                              f"{', '.join(ORIGINS)}")

@@ -87,6 +87,9 @@ def test_load_names_the_corrupt_file(tmp_path, settings):
     with pytest.raises(ValueError, match="evolution.json: not an evolution state"):
         EvolutionState.load(bad)
     good = EvolutionState.start(settings).to_dict()
+    bad.write_text(json.dumps({**good, "generation": "3"}))
+    with pytest.raises(ValueError, match="EvolutionState.generation: got '3'"):
+        EvolutionState.load(bad)
     del good["rows"]
     bad.write_text(json.dumps(good))
     with pytest.raises(ValueError, match="EvolutionState.rows: missing key"):

@@ -111,6 +111,8 @@ def test_candidate_round_trip_and_bad_values(settings):
         Candidate.from_dict({**good, "sources": []})
     with pytest.raises(ValueError, match="Candidate.noise"):
         Candidate.from_dict({**good, "noise": {"seed": 1}})
+    with pytest.raises(ValueError, match="Candidate.id"):
+        Candidate.from_dict({**good, "id": 3})
     with pytest.raises(ValueError, match="Candidate.weights: unknown key"):
         Candidate.from_dict({**good, "weights": None})
     with pytest.raises(ValueError, match="Recipe.interp"):
