@@ -32,18 +32,21 @@ class Generation:
 def next_token_logits(model: CognateForCausalLM, ids: torch.Tensor, lengths: torch.Tensor,
                       source: ThoughtSource, temperature: float,
                       generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixed logits (B, V) at each row's last real position and the thought used (B, L)."""
+    """Mixed logits (B, V) at each row's last real position and the thought used (B, L).
+    Thoughts are drawn only at the rows' last positions (P <= B of them)."""
     L = model.config.thought_len
+    at = tuple(sorted(set((lengths - 1).tolist())))
     if source == "sample":
-        thoughts = sample_thoughts(model, ids, L, temperature, generator)  # (B, W, L)
+        thoughts = sample_thoughts(model, ids, L, temperature, generator, at)  # (B, P, L)
     else:
-        thoughts = random_thoughts(model, (*ids.shape, L), generator, ids.device)
-    _, mixed, _ = mixed_predictions(model, run_thoughts(model, ids, thoughts, 1, temperature))
+        thoughts = random_thoughts(model, (ids.shape[0], len(at), L), generator, ids.device)
+    _, mixed, _ = mixed_predictions(model, run_thoughts(model, ids, thoughts, 1, temperature, at))
     rows = torch.arange(ids.shape[0], device=ids.device)
-    logits = mixed[rows, lengths - 1, 0]  # (B, V)
+    col = torch.searchsorted(torch.tensor(at, device=ids.device), lengths - 1)  # (B,) index in at
+    logits = mixed[rows, col, 0]  # (B, V)
     c = model.config
     logits[:, [c.thought_start_id, c.thought_end_id]] = float("-inf")  # never emitted
-    return logits, thoughts[rows, lengths - 1]
+    return logits, thoughts[rows, col]
 
 
 @torch.no_grad()

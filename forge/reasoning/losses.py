@@ -10,7 +10,8 @@ For position t, thought i of K and the next A true tokens (section 4.4, eq. 4-6)
 
     loss = CE(base) + CE(mixed) + reinforce_weight * L_reinforce + kl_weight * KL(p_ref || p_base)
 
-KL keeps the base predictions near the frozen input model (DESIGN.md section 9, kl 0.1).
+KL keeps the base predictions at every position near the frozen input model (DESIGN.md
+section 9, kl 0.1).
 Positions with no target (label -100 ahead) carry no reward and no loss.
 """
 from __future__ import annotations
@@ -89,31 +90,47 @@ class LossSettings:
     kl_weight: float = 0.0
 
 
+def scored_positions(targets: torch.Tensor) -> tuple[int, ...] | None:
+    """Positions t where some row scores a token x_{t+1..t+A}: targets (B, T, A). None if none."""
+    hit = (targets != IGNORE_INDEX).any(-1).any(0)  # (T,)
+    at = tuple(hit.nonzero().flatten().tolist())
+    return at or None
+
+
 def quiet_star_loss(model: CognateForCausalLM, ids: torch.Tensor, labels: torch.Tensor,
                     s: LossSettings, reference: CognateForCausalLM | None = None,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-    """The Phase 3 training loss of one batch (B, T) and its parts as floats (module docstring)."""
+    """The Phase 3 training loss of one batch (B, T) and its parts as floats (module docstring).
+
+    Thoughts are drawn only at positions where some row has a token to score (for task
+    examples: the answer), `n_thoughts` per position, the batch repeated K times.
+    """
     ids_k, labels_k = ids.repeat(s.n_thoughts, 1), labels.repeat(s.n_thoughts, 1)  # (K*B, T)
-    thoughts = sample_thoughts(model, ids_k, s.thought_len, s.temperature, generator)
-    tp = run_thoughts(model, ids_k, thoughts, s.n_ahead, s.temperature)
-    base_logits, mixed_logits, w = mixed_predictions(model, tp)
     targets = ahead_targets(labels_k, s.n_ahead)  # (K*B, T, A)
-    base_ahead = base_nll_ahead(base_logits, targets)  # (K*B, T, A)
-    nll_mixed = token_nll(mixed_logits, targets)  # (K*B, T, A)
-    valid = (targets != IGNORE_INDEX).any(-1).float()  # (K*B, T)
-    adv = reinforce_advantage(thought_rewards(base_ahead, nll_mixed).detach(), s.n_thoughts)
-    lm_base = masked_mean(base_ahead[:, :, 0], targets[:, :, 0])
-    lm_mixed = masked_mean(nll_mixed, targets)
+    at = scored_positions(targets)
+    thoughts = sample_thoughts(model, ids_k, s.thought_len, s.temperature, generator, at)
+    tp = run_thoughts(model, ids_k, thoughts, s.n_ahead, s.temperature, at)
+    base_logits, mixed_logits, w = mixed_predictions(model, tp)
+    scored = targets[:, tp.at]  # (K*B, P, A)
+    base_ahead = base_nll_ahead(base_logits, targets)[:, tp.at]  # (K*B, P, A)
+    nll_mixed = token_nll(mixed_logits, scored)  # (K*B, P, A)
+    valid = (scored != IGNORE_INDEX).any(-1).float()  # (K*B, P)
+    rewards = thought_rewards(base_ahead, nll_mixed).detach()  # (K*B, P)
+    adv = reinforce_advantage(rewards, s.n_thoughts)
+    lm_base = masked_mean(token_nll(base_logits, targets[:, :, 0]), targets[:, :, 0])
+    lm_mixed = masked_mean(nll_mixed, scored)
     rl = reinforce_loss(adv, tp.logp, valid)
     loss = lm_base + lm_mixed + s.reinforce_weight * rl
+    n_valid = valid.sum().clamp_min(1)
     parts = {"loss/base": lm_base.item(), "loss/mixed": lm_mixed.item(),
-             "loss/reinforce": rl.item(), "mix/w_mean": w.mean().item(),
-             "reward/mean": (thought_rewards(base_ahead, nll_mixed) * valid).sum().item()
-             / valid.sum().clamp_min(1).item()}
+             "loss/reinforce": rl.item(), "mix/w_mean": (w.mean(-1) * valid).sum().item() / n_valid.item(),
+             "reward/mean": ((rewards * valid).sum() / n_valid).item(),
+             "thought/positions": float(tp.at.numel())}
     if reference is not None and s.kl_weight > 0:
         with torch.no_grad():
             ref_logits = reference(ids).logits.float()  # (B, T, V)
-        kl = kl_to_reference(base_logits[:ids.shape[0]], ref_logits, valid[:ids.shape[0]])
+        B = ids.shape[0]
+        kl = kl_to_reference(base_logits[:B], ref_logits, torch.ones_like(ref_logits[..., 0]))
         loss = loss + s.kl_weight * kl
         parts["loss/kl"] = kl.item()
     parts["loss/total"] = loss.item()

@@ -12,7 +12,6 @@ paper does; early in training w is small and the model leans on its base predict
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from forge.models import CognateConfig, CognateForCausalLM
 from forge.reasoning.thoughts import ThoughtPass, masked_logits
@@ -20,20 +19,17 @@ from forge.reasoning.thoughts import ThoughtPass, masked_logits
 THOUGHT_PREFIX = "thoughts."  # state-dict keys of the head
 
 
-def shift_states(h: torch.Tensor, k: int) -> torch.Tensor:
-    """h (B, T, C) shifted k positions to the left, zero-padded: row t holds h[t + k]."""
-    return h if k == 0 else F.pad(h[:, k:], (0, 0, 0, k))
-
-
 def mixed_predictions(model: CognateForCausalLM,
                       tp: ThoughtPass) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(base logits (B, T, V), mixed logits (B, T, A, V), mixing weights w (B, T, A)).
+    """(base logits (B, T, V), mixed logits (B, P, A, V), mixing weights w (B, P, A)).
 
-    Mixed logits [t, k] predict x_{t+1+k}: the thought at t, then k true tokens.
+    Mixed logits [p, k] predict x_{t+1+k} for t = tp.at[p]: the thought at t, then k true
+    tokens; mixed with the base state at t + k (clamped at the end, where nothing is scored).
     """
-    A = tp.h_thought.shape[2]
-    base = torch.stack([shift_states(tp.h_base, k) for k in range(A)], dim=2)  # (B, T, A, C)
-    mixed, w = model.thoughts.mix(base, tp.h_thought)  # (B, T, A, C), (B, T, A, 1)
+    A, T = tp.h_thought.shape[2], tp.h_base.shape[1]
+    rows = (tp.at[:, None] + torch.arange(A, device=tp.at.device)).clamp(max=T - 1)  # (P, A)
+    base = tp.h_base[:, rows]  # (B, P, A, C)
+    mixed, w = model.thoughts.mix(base, tp.h_thought)  # (B, P, A, C), (B, P, A, 1)
     return masked_logits(model, tp.h_base, []), masked_logits(model, mixed, []), w[..., 0]
 
 

@@ -89,3 +89,24 @@ def test_generation_without_a_thought_head_is_refused() -> None:
         think_generate(CognateForCausalLM(tiny_config()), [[9]], 2, EOS, PAD)
     with pytest.raises(ValueError, match="at least one token"):
         think_generate(thinking_model(), [[]], 2, EOS, PAD)
+
+
+def test_thoughts_at_a_subset_of_positions_match_thoughts_everywhere() -> None:
+    model = thinking_model(5)
+    ids = torch.randint(8, 97, (2, 14))
+    at = (2, 7, 13)
+    with torch.no_grad():
+        th = sample_thoughts(model, ids, 3, temperature=0)
+        th_at = sample_thoughts(model, ids, 3, temperature=0, at=at)
+        full = run_thoughts(model, ids, th, n_ahead=2)
+        part = run_thoughts(model, ids, th[:, list(at)], n_ahead=2, at=at)
+    assert torch.equal(th_at, th[:, list(at)])
+    torch.testing.assert_close(part.h_thought, full.h_thought[:, list(at)], rtol=0, atol=1e-5)
+    torch.testing.assert_close(part.logp, full.logp[:, list(at)], rtol=0, atol=1e-5)
+    assert part.at.tolist() == list(at)
+
+
+def test_layout_rejects_bad_positions() -> None:
+    for at in ((), (3, 1), (0, 9)):
+        with pytest.raises(ValueError, match="BranchLayout.at"):
+            BranchLayout(9, 2, at)

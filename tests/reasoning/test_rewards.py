@@ -22,7 +22,7 @@ def constructed_pass(model, ids: torch.Tensor, thought_tokens: torch.Tensor) -> 
     with torch.no_grad():
         tp = run_thoughts(model, ids, torch.randint(8, 97, (*ids.shape, 3)), n_ahead=2)
     return ThoughtPass(tp.thoughts, tp.logp, tp.h_base,
-                       pointing_at(model, thought_tokens).detach())
+                       pointing_at(model, thought_tokens).detach(), tp.at)
 
 
 def rewards_for(model, ids: torch.Tensor, tp: ThoughtPass) -> torch.Tensor:
@@ -56,9 +56,9 @@ def test_reward_is_zero_when_the_thought_changes_nothing() -> None:
     ids = torch.randint(8, 97, (2, 9))
     with torch.no_grad():
         tp = run_thoughts(model, ids, torch.randint(8, 97, (2, 9, 3)), n_ahead=2)
+        shifted = torch.nn.functional.pad(tp.h_base[:, 1:], (0, 0, 0, 1))
         same = ThoughtPass(tp.thoughts, tp.logp, tp.h_base,
-                           torch.stack([tp.h_base, torch.nn.functional.pad(tp.h_base[:, 1:],
-                                                                          (0, 0, 0, 1))], dim=2))
+                           torch.stack([tp.h_base, shifted], dim=2), tp.at)
         r = rewards_for(model, ids, same)
     torch.testing.assert_close(r, torch.zeros_like(r), rtol=0, atol=1e-5)
 
