@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -21,12 +22,14 @@ from torch import nn
 
 from forge.config import PipelineConfig
 from forge.data.batching import encode_documents, lm_windows
+from forge.data.tokenizer import TOKENIZER_FILE, load_tokenizer
 from forge.optim import build_optimizer, max_logits
 from forge.phases.bitnet_config import PHASE, BitnetPhaseConfig
 from forge.phases.cognate import SpecialistBatches, loop_settings, task_weights_for
 from forge.phases.cognate_config import Specialisation
 from forge.phases.common import RunData, evaluate_split, pick_device, prepare_data
 from forge.pipeline.artifacts import ModelRef
+from forge.pipeline.inputs import STAGED_FILE
 from forge.pipeline.phase import PhaseContext, PhaseOutput, PhaseResult
 from forge.quant import (calibrate, convert_to_ternary, is_ternary, load_model, load_ternary,
                          round_to_dtype, save_ternary, size_report, ternary_layers)
@@ -60,6 +63,42 @@ def load_input(ref: ModelRef, vocab: int) -> nn.Module:
         raise ValueError(f"bitnet input {ref.id}: vocabulary {model.config.vocab_size} < the "
                          f"run tokenizer's {vocab}; the model was trained with another tokenizer")
     return model
+
+
+def input_tokenizer(ref: ModelRef) -> Path | None:
+    """The tokenizer the input model was trained with, when it can be found: a tokenizer.json in
+    the artifact, or, for a model staged from another run (`pipeline.inputs`), that run's."""
+    path = Path(ref.path)
+    if (path / TOKENIZER_FILE).is_file():
+        return path / TOKENIZER_FILE
+    record = path.parent / STAGED_FILE  # runs/<run>/inputs/inputs.json
+    if not record.is_file():
+        return None
+    for item in json.loads(record.read_text()):
+        if item.get("name") == path.name:
+            source_run = Path(item["path"]).parents[1]  # runs/<source run>/<phase>/<name>
+            found = source_run / TOKENIZER_FILE
+            return found if found.is_file() else None
+    return None
+
+
+def sync_tokenizer(ref: ModelRef, run_dir: Path) -> str:
+    """Make the run use the input model's tokenizer: copy it into a run that has none yet (a
+    run starting from another run's model); ValueError naming both files when the run already
+    has a different one. Returns where the run's tokenizer came from."""
+    source, own = input_tokenizer(ref), Path(run_dir) / TOKENIZER_FILE
+    if source is None:
+        return "run" if own.is_file() else "trained"
+    if not own.is_file():
+        own.parent.mkdir(parents=True, exist_ok=True)
+        tmp = own.with_suffix(".tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(own)
+        return str(source)
+    if load_tokenizer(own).get_vocab() != load_tokenizer(source).get_vocab():
+        raise ValueError(f"bitnet input {ref.id}: trained with the tokenizer {source}, which "
+                         f"differs from this run's {own}; start a new run from the model")
+    return "run"
 
 
 def calibration_batches(data: RunData, cfg: PipelineConfig, documents: int) -> list[torch.Tensor]:
@@ -141,6 +180,7 @@ def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
     """The whole phase for one input model (module docstring); returns its PhaseResult."""
     cfg, s = ctx.config, ctx.settings
     started = time.time()
+    tokenizer_from = sync_tokenizer(ref, ctx.run_dir)  # before prepare_data reads or trains one
     data = prepare_data(cfg, ctx.run_dir)
     fp = load_input(ref, len(data.tokenizer))
     total = s.train.steps
@@ -192,6 +232,7 @@ def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
                "calibration": {n: st.as_dict() for n, st in stats.items()},
                "calibration_summary": summarise(stats), "ternary_layers": names,
                "reload_logits_equal": reload_equal, "input": ref.id,
+               "tokenizer_from": tokenizer_from,
                "steps": outcome.steps_done, "wall_s": time.time() - started}
     if not adopted and s.gate.on_fail == "fail":
         raise GateFailed(f"bitnet gate failed: {reason}; right after quantisation "

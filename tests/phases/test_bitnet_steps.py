@@ -11,8 +11,9 @@ import torch
 
 from forge.config import ConfigError, load
 from forge.data.batching import encode_documents, lm_windows
+from forge.data.tokenizer import save_tokenizer, train_tokenizer
 from forge.phases.bitnet import (GateFailed, OUTPUT_NAME, calibration_batches, fine_tune,
-                                 fingerprint, gate, load_input, run_bitnet)
+                                 fingerprint, gate, load_input, run_bitnet, sync_tokenizer)
 from forge.phases.cognate import build_seed_model
 from forge.phases.common import prepare_data
 from forge.pipeline.artifacts import ModelRef, read_manifest, save_artifact, verify_artifact
@@ -224,3 +225,34 @@ def test_calibration_batches_are_validation_windows(run):
     ids = encode_documents(data.tokenizer, data.corpus.validation[:2])
     assert torch.equal(batches[0][0], torch.tensor(ids[:batches[0].shape[1]]))
     assert json.loads((run_dir / "tokenizer.json").read_text())  # the run's own tokenizer
+
+
+def _staged(run_dir: Path, ref: ModelRef, new_run: Path) -> ModelRef:
+    """`ref` copied into `new_run/inputs/0-reasoning` as `pipeline.inputs` stages it."""
+    import shutil
+
+    copy = new_run / "inputs" / "0-reasoning"
+    shutil.copytree(ref.path, copy)
+    (copy.parent / "inputs.json").write_text(json.dumps([{"name": "0-reasoning",
+                                                          "path": ref.path}]))
+    return ModelRef("n/inputs/0-reasoning", str(copy), ref.digest, ref.params, ref.metadata)
+
+
+def test_a_model_from_another_run_brings_its_tokenizer(run, tmp_path):
+    run_dir, ref = run
+    staged = _staged(run_dir, ref, tmp_path / "new")
+    assert sync_tokenizer(staged, tmp_path / "new") == str(run_dir / "tokenizer.json")
+    assert (tmp_path / "new" / "tokenizer.json").read_bytes() == (run_dir / "tokenizer.json").read_bytes()
+    assert sync_tokenizer(staged, tmp_path / "new") == "run"  # now the run's own, the same
+    assert sync_tokenizer(ref, tmp_path / "elsewhere") == "trained"  # nothing to find
+
+
+def test_a_run_whose_tokenizer_differs_from_the_inputs_is_refused(run, tmp_path):
+    run_dir, ref = run
+    staged = _staged(run_dir, ref, tmp_path / "new")
+    other = train_tokenizer(["a completely different corpus " * 50, "with other words " * 40],
+                            320, tmp_path / "tok")
+    save_tokenizer(other, tmp_path / "new")
+    with pytest.raises(ValueError, match=r"n/inputs/0-reasoning: trained with the tokenizer "
+                                         r".*tokenizer\.json, which differs from this run's"):
+        sync_tokenizer(staged, tmp_path / "new")
