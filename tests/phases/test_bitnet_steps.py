@@ -14,6 +14,7 @@ from forge.data.batching import encode_documents, lm_windows
 from forge.data.tokenizer import save_tokenizer, train_tokenizer
 from forge.phases.bitnet import (GateFailed, OUTPUT_NAME, calibration_batches, fine_tune,
                                  fingerprint, gate, load_input, run_bitnet, sync_tokenizer)
+from forge.phases.bitnet_report import phase_record, write_report
 from forge.phases.cognate import build_seed_model
 from forge.phases.common import prepare_data
 from forge.pipeline.artifacts import ModelRef, read_manifest, save_artifact, verify_artifact
@@ -118,6 +119,14 @@ def test_phase_quantises_fine_tunes_and_writes_a_loadable_packed_artifact(run, t
     assert len(ternary_layers(loaded)) == 12
     assert all(layer.frozen for layer in ternary_layers(loaded).values())
     assert loaded.model.embed_tokens.weight.dtype == torch.float32  # fp16 on disk, fp32 in use
+    # the report page carries the same numbers
+    page = write_report({"run": "r", "status": "done", "summary": {"details": s}, "config": ""},
+                        tmp_path / "docs", {"cpus": 2})
+    text = page.read_text()
+    for stage in ("fp", "ternary_ptq", "ternary_ste"):
+        assert f"| {s[stage]['text/bits_per_byte']:.4f} |" in text
+    assert f"| {s['size']['linear_bits_per_weight']:.4f} |" in text and result.reason in text
+    assert json.loads((tmp_path / "docs" / "bitnet_phase.json").read_text())["machine"] == {"cpus": 2}
     checkpoints = run_dir / "checkpoints" / "bitnet" / OUTPUT_NAME
     assert sorted(p.name for p in checkpoints.glob(f"{PREFIX}*")) == ["step-0000004",
                                                                       "step-0000008"]
@@ -256,3 +265,8 @@ def test_a_run_whose_tokenizer_differs_from_the_inputs_is_refused(run, tmp_path)
     with pytest.raises(ValueError, match=r"n/inputs/0-reasoning: trained with the tokenizer "
                                          r".*tokenizer\.json, which differs from this run's"):
         sync_tokenizer(staged, tmp_path / "new")
+
+
+def test_report_of_a_missing_run_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="registry.db: no registry"):
+        phase_record(tmp_path, "nope")
