@@ -19,6 +19,11 @@ def report_markdown(store: RegistryStore, run_id: str) -> str:
         adopted = {True: "yes", False: "no"}.get(s.get("adopted"), "-")
         note = (row["error"] or s.get("reason") or "").replace("|", "/")
         lines.append(f"| {phase} | {row['attempt']} | {row['status']} | {adopted} | {metric} | {note} |")
+    plots = [(phase, json.loads(row["summary"] or "{}").get("details", {}).get("plot"))
+             for phase, row in store.latest_phases(run_id).items()]
+    for phase, plot in plots:
+        if plot:  # relative to the run directory, where report.md is written
+            lines += ["", f"![{phase}]({plot})"]
     lines += ["", "## Models", "", "| id | params | bytes | parents |", "|---|---|---|---|"]
     for m in store.list_models(run_id):
         parents = ", ".join(f"{p['parent']} ({p['method']})" for p in store.parents(m["id"])) or "-"

@@ -145,7 +145,8 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
                     "train/recoveries": float(outcome.recoveries)})
     save_artifact(model.cpu(), job.out_dir, [job.seed_id], metrics,
                   {"specialisation": spec.name, "vocab_size": model.config.vocab_size,
-                   "seed_model": job.seed_id, "act_threshold": spec.act_threshold})
+                   "seed_model": job.seed_id, "act_threshold": spec.act_threshold,
+                   "seed_dir": "../seed"})  # the common base of later merges, beside this model
     log(outcome.steps_done, {"trainer/ended_at": time.time(), **metrics})
     return metrics
 
