@@ -1,4 +1,5 @@
-"""The `forge` command: run, resume, status, monitor, models, show, rollback, report, gc.
+"""The `forge` command: run, resume, status, monitor, models, show, rollback, report, gc, eval,
+generate.
 
 Everything but `run` and `resume` reads (or, for rollback and gc, edits) the registry file
 directly, without Ray, so it works while a run is going and after the cluster is gone.
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     sub.add_parser("eval", help="evaluate a saved model on held-out text and tasks (see forge eval -h)",
                    add_help=False)
+    sub.add_parser("generate", help="generate from a model, thinking first (Quiet-STaR; see "
+                                    "forge generate -h)", add_help=False)
     p = sub.add_parser("gc", help="apply the clean-up policy of the config's registry section")
     p.add_argument("--config", default=None)
     p.add_argument("--dry-run", action="store_true")
@@ -207,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         return submit.main(argv[1:])
     if argv[:1] == ["eval"]:  # imported on demand: it pulls in torch, which status doesn't need
         return eval_main(argv[1:])
+    if argv[:1] == ["generate"]:
+        from forge.reasoning.cli import main as generate_main
+
+        return generate_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "resume":
         extra = ["--address", args.address] if args.address else []

@@ -16,7 +16,8 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from forge.config import PipelineConfig
-from forge.data.batching import collate, encode_documents, encode_example, lm_windows
+from forge.data.batching import (EncodedExample, collate, encode_documents, encode_example,
+                                 lm_windows)
 from forge.eval.evaluate import per_task_sample
 from forge.models import CognateForCausalLM
 from forge.optim import build_optimizer
@@ -64,9 +65,19 @@ def build_thinking_model(base: CognateForCausalLM, tokenizer: PreTrainedTokenize
     return add_thought_head(base, cfg, ids["init"], t.embed_init_scale)
 
 
+def prompt_length(example: EncodedExample) -> int:
+    """Tokens before the answer (labels are -100 there)."""
+    return next(i for i, t in enumerate(example.labels) if t != -100)
+
+
 class QuietStarBatches:
     """Batch `step` is a pure function of (seed, step): answer-masked task examples (the answer
-    tokens are where thinking is scored) and, with `text_fraction`, packed text windows."""
+    tokens are where thinking is scored) and, with `text_fraction`, packed text windows.
+
+    A task batch holds examples of one task whose prompts have the same length, so their answers
+    start at one position: thoughts are drawn only where a batch scores a token, and aligned
+    answers keep that set (the union over rows) as small as the longest answer.
+    """
 
     def __init__(self, data: RunData, cfg: PipelineConfig, s: QuietStarPhaseConfig, seed: int):
         weights = dict(s.train.task_weights) or {t.name: t.weight for t in cfg.data.tasks}
@@ -81,6 +92,7 @@ class QuietStarBatches:
         self.by_task = {n: v for n, v in self.by_task.items() if v}
         if not self.by_task and s.train.text_fraction < 1:
             raise ValueError("phases.quiet_star.train: no training examples for the chosen tasks")
+        self.same_start = {n: self._by_prompt_length(v) for n, v in self.by_task.items()}
         self.tasks = sorted(self.by_task)
         self.weights = torch.tensor([weights[t] for t in self.tasks] or [1.0])
         self.text_fraction, self.seed = s.train.text_fraction, seed
@@ -88,17 +100,25 @@ class QuietStarBatches:
         self.windows = (lm_windows(encode_documents(data.tokenizer, data.corpus.train), seq)
                         if s.train.text_fraction > 0 else None)
 
+    @staticmethod
+    def _by_prompt_length(examples: list[EncodedExample]) -> dict[int, list[EncodedExample]]:
+        groups: dict[int, list[EncodedExample]] = {}
+        for e in examples:
+            groups.setdefault(prompt_length(e), []).append(e)
+        return groups
+
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         if not self.tasks or torch.rand((), generator=g).item() < self.text_fraction:
             rows = torch.randint(len(self.windows), (self.batch_size,), generator=g)
             ids = self.windows[rows][:, :-1]  # (B, T)
             return {"input_ids": ids, "labels": ids}
-        picks = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=g)
-        chosen = [self.by_task[self.tasks[t]][int(torch.randint(len(self.by_task[self.tasks[t]]),
-                                                                (), generator=g))]
-                  for t in picks.tolist()]
-        return collate(chosen, self.pad)
+        task = self.tasks[int(torch.multinomial(self.weights, 1, generator=g))]
+        pool = self.by_task[task]
+        first = pool[int(torch.randint(len(pool), (), generator=g))]
+        same = self.same_start[task][prompt_length(first)]  # drawn with replacement
+        picks = torch.randint(len(same), (self.batch_size - 1,), generator=g).tolist()
+        return collate([first] + [same[i] for i in picks], self.pad)
 
 
 def loss_settings(s: QuietStarPhaseConfig, kl_weight: float) -> LossSettings:

@@ -65,15 +65,18 @@ def answer_nats(model: CognateForCausalLM, tokenizer: PreTrainedTokenizerFast,
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    nats: list[float] = []
+    enc = [encode_example(tokenizer, e, model.config.max_seq_len) for e in examples]
+    # Batches of equal prompt length: answers aligned, so few positions need a thought.
+    order = sorted(range(len(enc)), key=lambda i: enc[i].labels.count(-100))
+    nats = [0.0] * len(enc)
     w_sum, w_count = 0.0, 0
-    for i in range(0, len(examples), batch_size):
-        enc = [encode_example(tokenizer, e, model.config.max_seq_len)
-               for e in examples[i:i + batch_size]]
-        batch = collate(enc, tokenizer.pad_token_id)
+    for i in range(0, len(order), batch_size):
+        rows = order[i:i + batch_size]
+        batch = collate([enc[r] for r in rows], tokenizer.pad_token_id)
         ids, targets = batch["input_ids"].to(device), shift_labels(batch["labels"]).to(device)
         logits, w = mode_logits(model, ids, targets, mode, temperature, generator)
-        nats += token_nll(logits, targets).sum(1).tolist()
+        for r, value in zip(rows, token_nll(logits, targets).sum(1).tolist()):
+            nats[r] = value
         valid = targets >= 0
         w_sum, w_count = w_sum + float(w[valid].sum()), w_count + int(valid.sum())
     return nats, (w_sum / w_count if w_count else float("nan"))
@@ -100,9 +103,14 @@ def exact_match(model: CognateForCausalLM, tokenizer: PreTrainedTokenizerFast,
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     if mode == "off":
         outs = greedy_generate(model, prompts, max_new_tokens, eos, pad)
-    else:
+    else:  # one batch per prompt length: rows stay aligned, one thought position per step
         source = "sample" if mode == "think" else "random"
-        outs = [g.tokens for g in think_generate(model, prompts, max_new_tokens, eos, pad, source,
-                                                 temperature, seed)]
+        outs = [[] for _ in prompts]
+        for n in sorted({len(p) for p in prompts}):
+            rows = [i for i, p in enumerate(prompts) if len(p) == n]
+            gens = think_generate(model, [prompts[i] for i in rows], max_new_tokens, eos, pad,
+                                  source, temperature, seed)
+            for i, g in zip(rows, gens):
+                outs[i] = g.tokens
     texts = tokenizer.batch_decode(outs, skip_special_tokens=True)
     return sum(score(e, t) for e, t in zip(examples, texts)) / len(examples)
