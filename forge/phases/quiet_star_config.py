@@ -15,7 +15,7 @@ PHASE = "quiet_star"
 class ThoughtSettings:
     """Shape of the thoughts and how the model starts using them (arXiv 2403.09629)."""
 
-    length: int = option(4, "Thought tokens between <|startofthought|> and <|endofthought|>.",
+    length: int = option(3, "Thought tokens between <|startofthought|> and <|endofthought|>.",
                          ge=1, le=64)
     per_position: int = option(2, "Thoughts sampled per position (the REINFORCE baseline is "
                                    "their mean reward, so at least 2).", ge=2, le=16)
@@ -36,8 +36,8 @@ class ThoughtSettings:
 class QuietStarTrain:
     """The training loop (optimizer: `optim.quiet_star`, MuGrokfast)."""
 
-    steps: int = option(60, "Optimiser steps.", ge=1)
-    batch_size: int = option(8, "Sequences per batch (each gets `per_position` thoughts).", ge=1)
+    steps: int = option(40, "Optimiser steps.", ge=1)
+    batch_size: int = option(6, "Sequences per batch (each gets `per_position` thoughts).", ge=1)
     warmup: int = option(5, "Linear warm-up steps.", ge=0)
     min_lr_ratio: float = option(0.1, "Final lr as a fraction of the peak (cosine).", ge=0, le=1)
     grad_clip: float = option(1.0, "Gradient norm clip.", gt=0)
@@ -54,11 +54,11 @@ class QuietStarTrain:
 class QuietStarEval:
     """The three-way comparison on the validation split (never the test split)."""
 
-    max_examples: int = option(40, "Validation task examples per task scored for answer bits "
+    max_examples: int = option(20, "Validation task examples per task scored for answer bits "
                                     "(0: all).", ge=0)
-    accuracy_examples: int = option(10, "Examples per task generated for exact match (0: skip).",
+    accuracy_examples: int = option(3, "Examples per task generated for exact match (0: skip).",
                                     ge=0)
-    max_new_tokens: int = option(8, "Longest generated answer.", ge=1)
+    max_new_tokens: int = option(6, "Longest generated answer.", ge=1)
     batch_size: int = option(16, "Examples per scoring batch.", ge=1)
 
 
