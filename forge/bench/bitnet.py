@@ -1,8 +1,9 @@
 """`python -m forge.bench bitnet`: BitNet b1.58 (arXiv 2402.17764) artifact size, packing speed
 and CPU inference speed of the ternary Cognate vs the full-precision one.
 
-Model: the default config (`config/pipeline.yaml`) with a 2048-token vocabulary; `--quick` uses a
-1-layer, 64-wide variant. Metrics per repetition:
+Model: the default config (`config/pipeline.yaml`) with a 2048-token vocabulary, converted as
+Phase 4 converts it by default (one scale per attention head for q/k); `--quick` uses a 1-layer,
+64-wide variant. Metrics per repetition:
 - sizes, measured on disk: the packed artifact with fp16 non-ternary tensors (and with fp32 ones),
   the fp32 and fp16 `save_pretrained` exports of the same model, their ratios, and bits per weight
   of the ternary linear layers and of the whole artifact (`forge.quant.size_report`);
@@ -102,7 +103,7 @@ def measure(quick: bool) -> dict[str, float]:
     config = _config(quick)
     fp = CognateForCausalLM(config).eval()
     ternary = copy.deepcopy(fp)
-    convert_to_ternary(ternary)
+    convert_to_ternary(ternary, head_scales=True)  # as Phase 4 converts by default
     ids = torch.randint(0, VOCAB, _shape(quick), generator=torch.Generator().manual_seed(1))
     with tempfile.TemporaryDirectory() as tmp:
         out = _sizes(fp, ternary, Path(tmp))
@@ -122,10 +123,11 @@ def setup(quick: bool) -> dict[str, object]:
     config = _config(quick)
     model = CognateForCausalLM(config)
     params = sum(p.numel() for p in model.parameters())
-    names = convert_to_ternary(model)
+    names = convert_to_ternary(model, head_scales=True)
     ternary = sum(m.weight.numel() for m in ternary_layers(model).values())
     return {"params": params, "ternary_layers": len(names), "ternary_weights": ternary,
             "ternary_share_of_params": round(ternary / params, 4),
             "d_model_layers_vocab": (config.d_model, config.n_layers, config.vocab_size),
             "inference_batch_seq": _shape(quick), "non_ternary_dtype_in_artifact": "float16",
+            "qk_scales": "one per attention head",
             "pack_trits": 1_000_000 if quick else 10_000_000}
