@@ -1,6 +1,6 @@
 """Write a finished Phase 4 (BitNet b1.58) attempt as docs/results/bitnet_phase.{json,md}.
 
-    python -m forge.phases.bitnet_report RUN_ID --runs-dir runs [--out docs/results]
+    python -m forge.phases.bitnet_report RUN_ID --runs-dir runs [--out docs/results] [--note TEXT]
 
 Reads the phase's summary from the registry (what `run_bitnet` returned: evaluations of the fp
 model, right after quantisation and after STE fine-tuning, sizes, gate, calibration) and adds
@@ -51,7 +51,10 @@ def _interval(m: dict[str, float]) -> str:
 def markdown(record: dict[str, Any], machine: dict[str, Any]) -> str:
     """The report page: quality per stage, sizes, gate, training, calibration per layer."""
     d = record["summary"]["details"]
-    lines = [f"# Phase 4 (BitNet b1.58) result: run `{record['run']}`", "",
+    lines = [f"# Phase 4 (BitNet b1.58) result: run `{record['run']}`", ""]
+    if record.get("note"):
+        lines += [record["note"], ""]
+    lines += [
              f"Status **{record['status']}**; gate: {d['gate']['reason']}.", "",
              "| model | val bits/byte | val perplexity | task answer bits/byte | exact match [95% CI] |",
              "|---|---|---|---|---|"]
@@ -101,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_id")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--out", default=str(RESULTS_DIR))
+    p.add_argument("--note", default="", help="a paragraph under the title (what the input was)")
     args = p.parse_args(argv)
     try:
         record = phase_record(Path(args.runs_dir), args.run_id)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(write_report(record, Path(args.out), machine()))
+    print(write_report({**record, "note": args.note}, Path(args.out), machine()))
     return 0
 
 
