@@ -44,7 +44,8 @@ class ThoughtHead(nn.Module):
         hidden = torch.relu(self.mix_in(torch.cat([h_base, h_thought], dim=-1)))
         return torch.sigmoid(self.mix_out(hidden))
 
-    def mix(self, h_base: torch.Tensor, h_thought: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def mix(self, h_base: torch.Tensor,
+            h_thought: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """((1 - w) h_base + w h_thought, w); shapes (..., C) and (..., 1)."""
         w = self.mix_weight(h_base, h_thought)
         return (1 - w) * h_base + w * h_thought, w

@@ -149,7 +149,8 @@ def train_thinking(model: CognateForCausalLM, reference: CognateForCausalLM | No
     model.train()
     tokens, started, parts = 0, time.perf_counter(), {}
     for step in range(s.train.steps):
-        scale_lr(optimizer, warmup_cosine(step, s.train.steps, s.train.warmup, s.train.min_lr_ratio))
+        t = s.train
+        scale_lr(optimizer, warmup_cosine(step, t.steps, t.warmup, t.min_lr_ratio))
         batch = batches(step)
         ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
         loss, parts = quiet_star_loss(model, ids, labels, settings, reference, generator)
@@ -238,7 +239,8 @@ def run_quiet_star(inputs: list[ModelRef], ctx: PhaseContext) -> PhaseResult:
     key = ("val_answer_bits_per_byte", modes["think"]["bits_per_byte"])
     return PhaseResult([PhaseOutput(OUTPUT, [(source.id, "quiet_star")])], adopted=adopted,
                        reason=reason, key_metric=key,
-                       summary={"modes": modes, "input": input_metrics, "gate_margin": s.gate.margin,
+                       summary={"modes": modes, "input": input_metrics,
+                                "gate_margin": s.gate.margin,
                                 "train": {"steps": outcome.steps, "final_loss": outcome.final_loss,
                                           "tokens_per_s": outcome.tokens_per_s,
                                           "seconds": outcome.seconds}})

@@ -123,7 +123,8 @@ def quiet_star_loss(model: CognateForCausalLM, ids: torch.Tensor, labels: torch.
     loss = lm_base + lm_mixed + s.reinforce_weight * rl
     n_valid = valid.sum().clamp_min(1)
     parts = {"loss/base": lm_base.item(), "loss/mixed": lm_mixed.item(),
-             "loss/reinforce": rl.item(), "mix/w_mean": (w.mean(-1) * valid).sum().item() / n_valid.item(),
+             "loss/reinforce": rl.item(),
+             "mix/w_mean": ((w.mean(-1) * valid).sum() / n_valid).item(),
              "reward/mean": ((rewards * valid).sum() / n_valid).item(),
              "thought/positions": float(tp.at.numel())}
     if reference is not None and s.kl_weight > 0:

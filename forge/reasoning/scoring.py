@@ -31,7 +31,8 @@ MODES: tuple[Mode, ...] = ("think", "off", "random")
 
 
 def mode_logits(model: CognateForCausalLM, ids: torch.Tensor, targets: torch.Tensor, mode: Mode,
-                temperature: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                temperature: float,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-token logits (B, T, V) under `mode` and the mixing weights (B, T) (0 when off).
 
     Thoughts are drawn at the positions that predict a target (targets (B, T) != -100); the
