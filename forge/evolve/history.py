@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,7 @@ class EvolutionState:
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(text)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the state is a normal run file
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -151,8 +153,13 @@ class EvolutionState:
             raise ValueError(f"{path}: not an evolution state ({err})") from None
 
 
-def plot_history(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """PNG of best and mean fitness (top) and recipe diversity (bottom) per generation."""
+def plot_history(rows: list[dict[str, Any]], path: str | Path,
+                 references: Mapping[str, float] | None = None,
+                 floor: float | None = None) -> Path:
+    """PNG of best and mean fitness (top) and recipe diversity (bottom) per generation.
+
+    `references` (e.g. each parent's validation fitness) are drawn as dashed horizontal lines
+    on the fitness plot, `floor` (the diversity floor) on the diversity plot."""
     if not rows:
         raise ValueError("rows: empty; allowed: at least one generation row")
     import matplotlib
@@ -169,9 +176,14 @@ def plot_history(rows: list[dict[str, Any]], path: str | Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
     top.plot(gens, finite("best"), marker="o", label="best")
     top.plot(gens, finite("mean"), marker=".", label="mean")
+    for (name, value), style in zip((references or {}).items(), ("--", ":", "-.", (0, (5, 5)))):
+        top.axhline(value, color="grey", linestyle=style, linewidth=1, label=name)
     top.set_ylabel("fitness (higher is better)")
-    top.legend()
+    top.legend(fontsize="small")
     bottom.plot(gens, finite("diversity"), marker="o", color="tab:green")
+    if floor is not None:
+        bottom.axhline(floor, color="tab:red", linestyle="--", linewidth=1, label="floor")
+        bottom.legend(fontsize="small")
     bottom.set_ylabel("recipe diversity")
     bottom.set_xlabel("generation")
     bottom.set_ylim(0, 1)

@@ -71,6 +71,7 @@ def test_state_round_trip_with_non_finite_numbers(tmp_path, settings):
                           "diversity": pytest.approx(diversity(pop, settings)), "stopped": False}]
     assert math.isnan(back.population[1][1]) and back.population[3][1] == -math.inf
     assert [p.name for p in path.parent.iterdir()] == ["evolution.json"]  # no temp file left
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_record_rejects_old_generations(settings):
@@ -118,6 +119,9 @@ def test_plot_history_writes_a_png(tmp_path):
     path = plot_history(rows, tmp_path / "plots" / "fitness.png")
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 5000
+    plain = len(data)
+    path = plot_history(rows, path, references={"parent a": -3.2, "parent b": -2.9}, floor=0.2)
+    assert path.read_bytes()[:8] == PNG_MAGIC and len(path.read_bytes()) != plain
     assert sorted(p.name for p in path.parent.iterdir()) == ["fitness.png"]
     with pytest.raises(ValueError, match="rows: empty"):
         plot_history([], tmp_path / "x.png")
