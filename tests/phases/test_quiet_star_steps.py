@@ -126,3 +126,13 @@ def test_batches_are_answer_masked_and_a_pure_function_of_the_step(tiny):
     assert torch.equal(a(3)["input_ids"], b(3)["input_ids"])
     labels = a(3)["labels"]
     assert (labels == -100).any() and (labels != -100).any()
+
+
+def test_chain_sum_preset_loads_and_plans_phase_1_then_3():
+    cfg = load(ROOT / "config" / "presets" / "quiet-star-chain-sum.yaml")
+    assert cfg.pipeline.phases == ("cognate", "quiet_star")
+    assert [t.name for t in cfg.data.tasks] == ["chain_sum"]
+    assert cfg.data.tasks[0].config["min_terms"] == 3
+    assert len(cfg.phase("cognate").specialisations) == 1  # one model in, as Phase 3 expects
+    s = cfg.phase("quiet_star")
+    assert (s.thoughts.length, s.thoughts.per_position, s.gate.on_fail) == (4, 2, "fallback")
