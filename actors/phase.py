@@ -8,6 +8,7 @@ import ray
 
 from actors.errors import one_line
 from actors.registry import RegistryClient
+from actors.restarts import record_restart
 from forge.pipeline.artifacts import ModelRef
 from forge.pipeline.phase import PhaseContext, PhaseResult
 from forge.pipeline.wandb_sink import open_wandb
@@ -43,6 +44,7 @@ class PhaseActor:
 
     def run(self, phase_cls: type, inputs: list[ModelRef], spec: dict, registry) -> PhaseResult:
         ctx = PhaseContext(recorder=ActorRecorder(registry, self._progress), **spec)
+        record_restart(ctx.recorder.registry, ctx.run_id, ctx.phase, model="phase-actor")
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         sink = open_wandb(ctx.config.wandb, ctx.run_id, ctx.phase, Path(ctx.run_dir),
                           {"phase": ctx.phase, "attempt": ctx.attempt})

@@ -6,6 +6,7 @@ from typing import Callable
 import ray
 
 from actors.registry import RegistryClient
+from actors.restarts import record_restart
 
 
 @ray.remote(max_concurrency=2)  # one thread trains, one answers progress()
@@ -35,4 +36,5 @@ class TrainerActor:
         def progress(done: int, total: int) -> None:
             self._progress.update(done=done, total=total)
 
+        record_restart(self.registry, self.run_id, self.phase, model=self.name)
         return fn(job, log, progress)

@@ -139,8 +139,9 @@ class EvoMergePhase(BasePhase):
         method = (f"evomerge:{'+'.join(candidate.recipe.genes)}:{candidate.origin}"
                   if candidate else "evomerge:parent_kept")
         history = evolution.state.to_dict()
-        plot = plot_history(evolution.state.rows, ctx.out_dir / PLOT).name \
-            if evolution.state.rows else None
+        references = {ref.id.rsplit("/", 1)[-1]: parent_scores[ref.id]["fitness"] for ref in inputs}
+        plot = plot_history(evolution.state.rows, ctx.out_dir / PLOT, references,
+                            settings.evolve.diversity_floor).name if evolution.state.rows else None
         best_parent_fit = max(s["fitness"] for s in parent_scores.values())
         metadata = {"vocab_size": model.config.vocab_size, "fitness": champ_fit,
                     "generation": candidate.generation if candidate else -1,

@@ -85,3 +85,22 @@ def test_corrupt_artifact_reruns_exactly_that_phase(ray_session, runs_dir):
     attempts = {p: r["attempt"] for p, r in store.latest_phases(run["id"]).items()}
     assert attempts == {"fixture_init": 1, "fixture_train": 2, "fixture_shrink": 1}
     assert store.get_model(trained["id"])["sha256"] == trained["sha256"]  # same, rebuilt
+
+
+def test_a_killed_phase_actor_restarts_and_says_so(ray_session, runs_dir):
+    """Ray restarts a crashed PhaseActor and re-runs its phase; the registry records the event
+    (otherwise the phase's progress would just jump back)."""
+    import ray
+
+    proc = launch(ray_session, "--config", FIXTURE, "--runs-dir", str(runs_dir),
+                  "--set", f"phases.fixture_train.steps={STEPS}")
+    wait_for(lambda: train_rows(runs_dir) >= 10 or proc.poll() is not None)
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    (run,) = store.list_runs()
+    actor = ray.get_actor(f"fixture_train/{run['id']}", namespace="forge")
+    ray.kill(actor, no_restart=False)  # a crash, not a stop: Ray restarts it
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    events = store.metrics(run["id"], phase="fixture_train", name="events/actor_restarts")
+    assert [(e["model"], e["step"]) for e in events] == [("phase-actor", 0)]
+    assert store.latest_phases(run["id"])["fixture_train"]["status"] == "done"
