@@ -117,8 +117,8 @@ def fingerprint(ref: ModelRef, cfg: PipelineConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def fine_tune(model: nn.Module, data: RunData, cfg: PipelineConfig, ckpt_dir: Path, print_: str,
-              log: Callable[[int, dict], None],
+def fine_tune(model: nn.Module, data: RunData, cfg: PipelineConfig, ckpt_dir: Path,
+              ckpt_fingerprint: str, log: Callable[[int, dict], None],
               progress: Callable[[int, int], None]) -> tuple[LoopOutcome, dict[str, float]]:
     """STE fine-tuning (arXiv 2402.17764: gradients of W_q pass to the latent W) with MuGrokfast
     (`optim.bitnet`) in the Phase 1 loop: batches are a pure function of the step and
@@ -144,7 +144,7 @@ def fine_tune(model: nn.Module, data: RunData, cfg: PipelineConfig, ckpt_dir: Pa
     if s.train.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     trainer = Trainer(OUTPUT_NAME, model, optimizer, batches, loop_settings(s.train), ckpt_dir,
-                      print_, pick_device(cfg.run.device), log, progress,
+                      ckpt_fingerprint, pick_device(cfg.run.device), log, progress,
                       before_step=before_step, after_step=after_step)
     return trainer.run(), clips
 

@@ -1,6 +1,7 @@
 """Write a finished Phase 4 (BitNet b1.58) attempt as docs/results/bitnet_phase.{json,md}.
 
     python -m forge.phases.bitnet_report RUN_ID --runs-dir runs [--out docs/results] [--note TEXT]
+        [--name bitnet_phase]
 
 Reads the phase's summary from the registry (what `run_bitnet` returned: evaluations of the fp
 model, right after quantisation and after STE fine-tuning, sizes, gate, calibration) and adds
@@ -87,12 +88,13 @@ def markdown(record: dict[str, Any], machine: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(record: dict[str, Any], out_dir: Path, machine: dict[str, Any]) -> Path:
-    """docs/results/bitnet_phase.json (the record) and .md (the page); returns the .md path."""
+def write_report(record: dict[str, Any], out_dir: Path, machine: dict[str, Any],
+                 name: str = NAME) -> Path:
+    """docs/results/<name>.json (the record) and .md (the page); returns the .md path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {**record, "machine": machine}
-    (out_dir / f"{NAME}.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    page = out_dir / f"{NAME}.md"
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    page = out_dir / f"{name}.md"
     page.write_text(markdown(record, machine))
     return page
 
@@ -105,13 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--out", default=str(RESULTS_DIR))
     p.add_argument("--note", default="", help="a paragraph under the title (what the input was)")
+    p.add_argument("--name", default=NAME, help="file name without extension")
     args = p.parse_args(argv)
     try:
         record = phase_record(Path(args.runs_dir), args.run_id)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(write_report({**record, "note": args.note}, Path(args.out), machine()))
+    if not args.name.startswith("bitnet"):
+        print(f"error: --name {args.name!r}: must start with 'bitnet'", file=sys.stderr)
+        return 2
+    print(write_report({**record, "note": args.note}, Path(args.out), machine(), args.name))
     return 0
 
 
