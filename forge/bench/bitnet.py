@@ -11,11 +11,14 @@ Phase 4 converts it by default (one scale per attention head for q/k); `--quick`
 - eval-mode forward tokens/s of the fp model, the reloaded packed model (frozen trits) and the
   in-memory STE model (requantises its latent weights every call). The ternary forward is
   simulated in floating point (dequantised weights, fake-quantised activations): it shows the
-  cost of quantisation, not the speed of a ternary kernel.
+  cost of quantisation, not the speed of a ternary kernel;
+- the 1-minute load average after each repetition: the machine is shared, and speeds measured
+  at different loads are not comparable.
 """
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +37,8 @@ UNITS = {"artifact_bytes": "bytes", "artifact_fp32_others_bytes": "bytes",
          "fp32_export_bytes": "bytes", "fp16_export_bytes": "bytes", "ratio_to_fp32": "x",
          "ratio_to_fp16": "x", "linear_bits_per_weight": "bits", "model_bits_per_weight": "bits",
          "pack_mb_per_s": "MB/s", "unpack_mb_per_s": "MB/s", "fp_tokens_per_s": "tokens/s",
-         "ternary_packed_tokens_per_s": "tokens/s", "ternary_ste_tokens_per_s": "tokens/s"}
+         "ternary_packed_tokens_per_s": "tokens/s", "ternary_ste_tokens_per_s": "tokens/s",
+         "load_avg_1min": "runnable"}
 
 
 def _config(quick: bool) -> CognateConfig:
@@ -115,6 +119,8 @@ def measure(quick: bool) -> dict[str, float]:
     out.update({"fp_tokens_per_s": _tokens_per_s(fp, ids),
                 "ternary_packed_tokens_per_s": _tokens_per_s(packed, ids),
                 "ternary_ste_tokens_per_s": _tokens_per_s(ternary, ids)})
+    # the machine is shared: speeds are only comparable at a similar load
+    out["load_avg_1min"] = os.getloadavg()[0]
     return out
 
 
