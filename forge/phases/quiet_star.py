@@ -24,7 +24,8 @@ from forge.optim import build_optimizer
 from forge.phases.common import RunData, pick_device, prepare_data
 from forge.phases.quiet_star_config import PHASE, QuietStarPhaseConfig
 from forge.reasoning import LossSettings, add_thought_head, quiet_star_loss, thought_config
-from forge.reasoning.scoring import MODES, answer_bits, exact_match
+from forge.reasoning.scoring import (MODES, answer_bits, answer_nats_checked, bits_summary,
+                                     exact_match, paired_gain)
 from forge.pipeline import PhaseContext, PhaseOutput, PhaseResult, save_artifact
 from forge.pipeline.artifacts import ModelRef
 from forge.training.loop import scale_lr
@@ -177,14 +178,18 @@ def evaluate_modes(model: CognateForCausalLM, data: RunData, s: QuietStarPhaseCo
     """(a) think, (b) off, (c) random: answer bits per byte, mean mixing weight, exact match."""
     examples = per_task_sample(data.tasks.split(split), s.eval.max_examples)
     sample = per_task_sample(examples, s.eval.accuracy_examples) if s.eval.accuracy_examples else []
-    out = {}
+    out, nats = {}, {}
     for mode in MODES:
-        m = answer_bits(model, data.tokenizer, examples, mode, s.thoughts.temperature, seed,
-                        s.eval.batch_size)
+        nats[mode], w = answer_nats_checked(model, data.tokenizer, examples, mode,
+                                            s.thoughts.temperature, seed, s.eval.batch_size)
+        m = bits_summary(nats[mode], w, examples)
         m["exact_match"] = exact_match(model, data.tokenizer, sample, mode, s.eval.max_new_tokens,
                                        s.thoughts.temperature, seed)
         m["examples"], m["accuracy_examples"] = float(len(examples)), float(len(sample))
         out[mode] = m
+    for control in ("off", "random"):  # paired over the same examples: how sure the gain is
+        gain, se = paired_gain(nats[control], nats["think"], examples)
+        out["think"][f"gain_vs_{control}"], out["think"][f"gain_vs_{control}_se"] = gain, se
     return out
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 from forge.config.phases import register_phase_config
 from forge.config.schema import ConfigError, option
-from forge.config.sections import PhaseConfig
+from forge.config.sections import GateConfig, PhaseConfig
 
 PHASE = "quiet_star"
 
@@ -67,6 +67,10 @@ class QuietStarPhaseConfig(PhaseConfig):
     """Phase 3: teach the input model to think at every position; adopt it only if thinking
     beats both no thoughts and random thoughts (gate.margin, in validation answer bits/byte)."""
 
+    gate: GateConfig = option(default_factory=lambda: GateConfig(margin=0.01),
+                              doc="Quality gate; margin in validation answer bits per byte (a "
+                                  "difference of a few thousandths is sampling noise at the "
+                                  "default sample sizes).")
     thoughts: ThoughtSettings = option(default_factory=ThoughtSettings, doc="Thought settings.")
     train: QuietStarTrain = option(default_factory=QuietStarTrain, doc="Training loop.")
     eval: QuietStarEval = option(default_factory=QuietStarEval, doc="Evaluation.")

@@ -10,6 +10,7 @@ definitions as `forge.eval.answers`:
 """
 from __future__ import annotations
 
+import math
 from typing import Literal, Sequence
 
 import torch
@@ -17,7 +18,7 @@ from transformers import PreTrainedTokenizerFast
 
 from forge.data.batching import collate, encode_example
 from forge.data.tasks import TaskExample, score
-from forge.eval.answers import bits_per_answer_byte
+from forge.eval.answers import answer_bytes, bits_per_answer_byte
 from forge.eval.generate import greedy_generate
 from forge.models import CognateForCausalLM
 from forge.models.act import shift_labels
@@ -87,11 +88,34 @@ def answer_bits(model: CognateForCausalLM, tokenizer: PreTrainedTokenizerFast,
                 examples: Sequence[TaskExample], mode: Mode, temperature: float = 1.0,
                 seed: int = 0, batch_size: int = 16) -> dict[str, float]:
     """{"bits_per_byte", "nats_per_example", "mix_w"} of `examples` under `mode`."""
+    return bits_summary(*answer_nats_checked(model, tokenizer, examples, mode, temperature, seed,
+                                             batch_size), examples)
+
+
+def answer_nats_checked(model: CognateForCausalLM, tokenizer: PreTrainedTokenizerFast,
+                        examples: Sequence[TaskExample], mode: Mode, temperature: float = 1.0,
+                        seed: int = 0, batch_size: int = 16) -> tuple[list[float], float]:
+    """`answer_nats`, refusing an empty example list."""
     if not examples:
         raise ValueError("answer_bits: no examples")
-    nats, w = answer_nats(model, tokenizer, examples, mode, temperature, seed, batch_size)
+    return answer_nats(model, tokenizer, examples, mode, temperature, seed, batch_size)
+
+
+def bits_summary(nats: list[float], w: float, examples: Sequence[TaskExample]) -> dict[str, float]:
+    """{"bits_per_byte", "nats_per_example", "mix_w"} from per-example NLLs."""
     return {"bits_per_byte": bits_per_answer_byte(nats, examples),
             "nats_per_example": sum(nats) / len(nats), "mix_w": w}
+
+
+def paired_gain(nats_ref: Sequence[float], nats_new: Sequence[float],
+                examples: Sequence[TaskExample]) -> tuple[float, float]:
+    """(gain, standard error) in bits per answer byte of `new` over `ref` on the same examples:
+    gain = sum_i (ref_i - new_i) / (ln 2 * bytes), SE from the per-example differences
+    (sqrt(n) * std(d) / (ln 2 * bytes)); > 0 means `new` needs fewer bits."""
+    d = torch.tensor(nats_ref, dtype=torch.float64) - torch.tensor(nats_new, dtype=torch.float64)
+    scale = math.log(2) * sum(answer_bytes(e) for e in examples)
+    se = float(d.std() * math.sqrt(len(d))) / scale if len(d) > 1 else float("nan")
+    return float(d.sum()) / scale, se
 
 
 def exact_match(model: CognateForCausalLM, tokenizer: PreTrainedTokenizerFast,

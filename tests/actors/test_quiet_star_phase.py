@@ -59,7 +59,7 @@ def test_thinker_is_registered_with_its_numbers_or_the_input_goes_on(ray_session
     summary = json.loads(phase["summary"])
     modes = summary["details"]["modes"]
     a, b, c = (modes[m]["bits_per_byte"] for m in ("think", "off", "random"))
-    assert summary["adopted"] == (a < b and a < c)
+    assert summary["adopted"] == (a < b - 0.01 and a < c - 0.01)  # the default margin
     assert phase["status"] == ("done" if summary["adopted"] else "not_adopted")
     assert f"(b) thoughts off {b:.4f}" in summary["reason"]
     metrics = {m["name"]: m["value"] for m in store.metrics(run_id, phase="quiet_star")}
