@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 import forge.models  # noqa: F401  (registers model_type "cognate" with the Auto classes)
 from forge.quant.export import load_ternary
@@ -32,4 +33,5 @@ def load_model(artifact_dir: str | Path, dtype: torch.dtype = torch.float32) -> 
         raise ValueError(f"{artifact_dir}: no config.json; not a model artifact")
     if is_ternary(artifact_dir):
         return load_ternary(artifact_dir, dtype)
+    hf_logging.disable_progress_bar()  # no per-load progress bar on the phase's stderr
     return AutoModelForCausalLM.from_pretrained(artifact_dir, dtype=dtype).eval()
