@@ -4,7 +4,8 @@
 generation g before any starts g+1) whose exploit step is replaced: instead of copying a top
 trial's hyper-parameters into a bottom one, it hands the whole scored generation to
 `forge.phases.evomerge.Evolution.advance` (elites mutate, losers merge, diversity re-seeds) and
-gives every trial its next candidate as its new config. It overrides two private PBT methods
+gives every trial its next candidate as its new config (`PopulationSearch` keeps the trial
+actors cached across the barrier). It overrides two private PBT methods
 (`_checkpoint_or_exploit`, `choose_trial_to_run`): Ray is pinned to 2.60.x in pyproject and
 tests/actors/test_evomerge_phase.py fails loudly if their behaviour changes (RAY_NOTES.md).
 """
@@ -20,6 +21,7 @@ import ray
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
+from ray.tune.search import BasicVariantGenerator
 
 from forge.evolve import Candidate
 from forge.phases.evomerge import Evolution, TrialContext, score_candidate
@@ -52,6 +54,23 @@ def evaluate_candidate(config: dict, context: TrialContext, threads: int) -> Non
                     checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
+class PopulationSearch(BasicVariantGenerator):
+    """The first generation's grid, reported unfinished until the evolution ends.
+
+    Why: when a search is finished and no trial is staged, Tune stops (does not cache) the actor
+    of a trial that pauses. At every generation barrier all trials pause, so every generation
+    would start new trial actors, one at a time (measured: one actor scored all of generations
+    1-4 while the other restarted). Unfinished, Tune keeps the actors for reuse.
+    """
+
+    def __init__(self, scheduler: "EvolutionScheduler"):
+        super().__init__()
+        self.scheduler = scheduler
+
+    def is_finished(self) -> bool:
+        return super().is_finished() and self.scheduler.done
+
+
 class EvolutionScheduler(PopulationBasedTraining):
     """Synchronous PBT whose exploit step is one generation of `Evolution` (module docstring)."""
 
@@ -63,6 +82,7 @@ class EvolutionScheduler(PopulationBasedTraining):
         self.on_generation = on_generation or (lambda gen, results: None)
         self._planned_for = -1
         self._plan: dict[str, dict] = {}
+        self.done = evolution.finished()
         self.results: list[dict] = []  # every reported result, in order (the phase's history)
 
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
@@ -83,6 +103,7 @@ class EvolutionScheduler(PopulationBasedTraining):
             results[candidate.id] = last
         scored.sort(key=lambda cf: cf[0].id)
         nxt = self.evolution.advance(scored)
+        self.done = nxt is None
         self.on_generation(scored[0][0].generation, results)
         fit = {c.id: f for c, f in scored}
         ordered = sorted(trials, key=lambda t: t.trial_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from actors.evolution import EvolutionScheduler, evaluate_candidate
+from actors.evolution import EvolutionScheduler, PopulationSearch, evaluate_candidate
 from actors.resources import gpu_share
 from forge.config import dump
 from forge.evolve import fitness, plot_history
@@ -65,7 +65,8 @@ def run_tune(evolution: Evolution, context: TrialContext, ctx: PhaseContext,
         trainable,
         param_space={"candidate": tune.grid_search([c.to_dict() for c in first]),
                      "source_fitness": previous},
-        tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=True, num_samples=1,
+        tune_config=tune.TuneConfig(scheduler=scheduler, search_alg=PopulationSearch(scheduler),
+                                    reuse_actors=True, num_samples=1,
                                     trial_dirname_creator=lambda t: f"slot-{t.trial_id}"),
         run_config=tune.RunConfig(
             storage_path=str(Path(ctx.run_dir) / "checkpoints" / PHASE / "tune"),
