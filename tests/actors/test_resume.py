@@ -93,8 +93,9 @@ def test_a_killed_phase_actor_restarts_and_says_so(ray_session, runs_dir):
     import ray
 
     proc = launch(ray_session, "--config", FIXTURE, "--runs-dir", str(runs_dir),
-                  "--set", f"phases.fixture_train.steps={STEPS}")
+                  "--set", "phases.fixture_train.steps=150")
     wait_for(lambda: train_rows(runs_dir) >= 10 or proc.poll() is not None)
+    assert proc.poll() is None, proc.stdout.read()
     store = RegistryStore(runs_dir / "registry.db", readonly=True)
     (run,) = store.list_runs()
     actor = ray.get_actor(f"fixture_train/{run['id']}", namespace="forge")
