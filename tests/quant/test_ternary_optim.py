@@ -13,7 +13,7 @@ from forge.models.attention import SlidingWindowAttention
 from forge.models.layers import rope_tables
 from forge.optim import build_optimizer, qk_clip_, route_parameters
 from forge.quant import (QUANT_FILE, TernaryLinear, convert_to_ternary, load_ternary,
-                         quantize_weights, save_ternary, size_report, ternary_layers)
+                         quantize_activations, quantize_weights, save_ternary, size_report, ternary_layers)
 from tests.quant.conftest import small_model
 
 IDS = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(4))
@@ -143,3 +143,19 @@ def test_a_bad_group_rows_entry_is_refused(tmp_path: Path):
     with pytest.raises(ValueError, match=r"q_proj\.weight\.group_rows 5 must be an integer >= 1 "
                                          "dividing"):
         load_ternary(tmp_path)
+
+
+def test_ste_gradient_with_row_group_scales_is_the_gradient_of_the_quantised_weight():
+    g = torch.Generator().manual_seed(3)
+    layer = TernaryLinear(12, 8, bias=False, group_rows=4)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(8, 12, generator=g) * torch.tensor([1.0] * 4 + [5.0] * 4)[:, None])
+    x, target = torch.randn(5, 12, generator=g), torch.randn(5, 8, generator=g)
+    y = layer(x)
+    ((y - target) ** 2).sum().backward()
+    trits, gamma = quantize_weights(layer.weight, group_rows=4)
+    assert gamma[0, 0] != gamma[4, 0]  # the two groups have their own scale
+    codes, scale = quantize_activations(x)
+    x_q, w_q = codes * scale, trits.float() * gamma
+    d_y = 2 * (x_q @ w_q.T - target)
+    torch.testing.assert_close(layer.weight.grad, d_y.T @ x_q)
