@@ -39,6 +39,8 @@ from forge.training.loop import LoopOutcome, Trainer
 OUTPUT_NAME = "ternary"
 OUTPUT_METADATA = ("vocab_size", "quantization", "loader")
 KEY = "text/bits_per_byte"
+SIZE_KEYS = ("artifact_bytes", "linear_bits_per_weight", "max_layer_bits_per_weight",
+             "model_bits_per_weight", "ratio_fp32", "ratio_fp16")
 REPORTED = (KEY, "text/perplexity", "tasks/answer_bits_per_byte", "tasks/exact_match",
             "tasks/exact_match_low", "tasks/exact_match_high", "tasks/n")
 
@@ -127,6 +129,8 @@ def fine_tune(model: nn.Module, data: RunData, cfg: PipelineConfig, ckpt_dir: Pa
     spec = Specialisation(name=PHASE, data_seed=s.data_seed, text_fraction=s.text_fraction)
     batches = SpecialistBatches(data, spec, s.train.batch_size, cfg.data.seq_len,
                                 task_weights_for(spec, cfg))
+    device = pick_device(cfg.run.device)
+    model.to(device)  # before the optimizer, so its state lives on the same device
     torch.manual_seed(s.data_seed)
     optimizer = build_optimizer(model, cfg.optim.for_phase(PHASE))
     before_step, _ = optimizer.hooks()
@@ -144,7 +148,7 @@ def fine_tune(model: nn.Module, data: RunData, cfg: PipelineConfig, ckpt_dir: Pa
     if s.train.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     trainer = Trainer(OUTPUT_NAME, model, optimizer, batches, loop_settings(s.train), ckpt_dir,
-                      ckpt_fingerprint, pick_device(cfg.run.device), log, progress,
+                      ckpt_fingerprint, device, log, progress,
                       before_step=before_step, after_step=after_step)
     return trainer.run(), clips
 
@@ -176,6 +180,20 @@ def check_reload(model: nn.Module, out_dir: Path, ids: torch.Tensor) -> bool:
     return same
 
 
+def export(model: nn.Module, ref: ModelRef, ctx: PhaseContext, metrics: dict[str, float],
+           probe: torch.Tensor) -> tuple[dict[str, float], bool]:
+    """Save the packed artifact (save_ternary, arXiv 2402.17764 weights at 1.6 bits), check that
+    it reloads to the same logits on `probe` (B, T), and measure it. Returns (size_report,
+    logits equal)."""
+    s: BitnetPhaseConfig = ctx.settings
+    out_dir = ctx.artifact_dir(OUTPUT_NAME)
+    metadata = {**ref.metadata, "vocab_size": model.config.vocab_size, "parent": ref.id,
+                "ternary_layers": len(ternary_layers(model)), "non_ternary_dtype": s.dtype}
+    save_ternary(model, out_dir, torch_dtype(s.dtype), [ref.id], metrics, metadata)
+    equal = check_reload(model, out_dir, probe)
+    return size_report(out_dir), equal
+
+
 def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
     """The whole phase for one input model (module docstring); returns its PhaseResult."""
     cfg, s = ctx.config, ctx.settings
@@ -202,8 +220,7 @@ def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
                                lambda step, v: ctx.log_metrics(step, v, model=OUTPUT_NAME),
                                ctx.progress)
     model.cpu().eval()
-    dtype = torch_dtype(s.dtype)
-    round_to_dtype(model, dtype)  # what the artifact holds: the numbers below are the artifact's
+    round_to_dtype(model, torch_dtype(s.dtype))  # what the artifact holds: the numbers below are the artifact's
     ste_metrics = evaluate_split(model, data, cfg)
     adopted, reason = gate(fp_metrics[KEY], ste_metrics[KEY], s.gate.margin)
     train = {"final_loss": outcome.final_loss, "tokens_per_s": outcome.tokens_per_s,
@@ -212,16 +229,8 @@ def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
                                                                  train.items()}},
                     model=OUTPUT_NAME)
 
-    out_dir = ctx.artifact_dir(OUTPUT_NAME)
-    metadata = {**ref.metadata, "vocab_size": model.config.vocab_size, "parent": ref.id,
-                "ternary_layers": len(names), "non_ternary_dtype": s.dtype}
-    save_ternary(model, out_dir, dtype, [ref.id], pick(ste_metrics), metadata)
-    reload_equal = check_reload(model, out_dir, calib_batches[0])
-    size = size_report(out_dir)
-    ratios = {k: size[k] for k in ("artifact_bytes", "linear_bits_per_weight",
-                                   "max_layer_bits_per_weight", "model_bits_per_weight",
-                                   "ratio_fp32", "ratio_fp16")}
-    ctx.log_metrics(outcome.steps_done, {f"size/{k}": float(v) for k, v in ratios.items()},
+    size, reload_equal = export(model, ref, ctx, pick(ste_metrics), calib_batches[0])
+    ctx.log_metrics(outcome.steps_done, {f"size/{k}": float(size[k]) for k in SIZE_KEYS},
                     model=OUTPUT_NAME)
     summary = {"fp": pick(fp_metrics), "ternary_ptq": pick(ptq_metrics),
                "ternary_ste": pick(ste_metrics), "size": size, "train": train,
