@@ -39,7 +39,9 @@ UNITS = {"plain_tokens_per_s": "tokens/s", "thinking_tokens_per_s": "tokens/s",
          "a_think_bits_per_byte": "bits/byte", "b_off_bits_per_byte": "bits/byte",
          "c_random_bits_per_byte": "bits/byte", "input_bits_per_byte": "bits/byte",
          "a_think_exact_match": "fraction", "b_off_exact_match": "fraction",
-         "c_random_exact_match": "fraction", "a_mix_w": "w", "adopted": "0/1"}
+         "c_random_exact_match": "fraction", "a_mix_w": "w", "adopted": "0/1",
+         "gain_vs_off": "bits/byte", "gain_vs_off_se": "bits/byte", "gain_vs_random": "bits/byte",
+         "gain_vs_random_se": "bits/byte"}
 QUICK = ["model.d_model=64", "model.d_ff=192", "model.n_layers=1", "phases.cognate.train.steps=10",
          "phases.quiet_star.train.steps=4", "phases.quiet_star.eval.max_examples=4",
          "phases.quiet_star.eval.accuracy_examples=1"]
@@ -148,7 +150,11 @@ def phase_table(state: dict) -> dict[str, float]:
             "a_think_exact_match": modes["think"]["exact_match"],
             "b_off_exact_match": modes["off"]["exact_match"],
             "c_random_exact_match": modes["random"]["exact_match"],
-            "a_mix_w": modes["think"]["mix_w"], "adopted": float(result.adopted)}
+            "a_mix_w": modes["think"]["mix_w"], "adopted": float(result.adopted),
+            "gain_vs_off": modes["think"]["gain_vs_off"],
+            "gain_vs_off_se": modes["think"]["gain_vs_off_se"],
+            "gain_vs_random": modes["think"]["gain_vs_random"],
+            "gain_vs_random_se": modes["think"]["gain_vs_random_se"]}
 
 
 def measure(quick: bool) -> dict[str, float]:
