@@ -5,6 +5,7 @@ every run of the same Python version.
 """
 from __future__ import annotations
 
+import ast
 import gzip
 import importlib
 import inspect
@@ -47,9 +48,52 @@ def _class_methods(cls: type) -> list[object]:
     return [v for _, v in sorted(vars(cls).items()) if inspect.isfunction(v)]
 
 
+DEFS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _top_level_defs(body: list[ast.stmt]) -> list[ast.AST]:
+    """Class and function definitions of a module body, including those inside module-level
+    if/try/with blocks (e.g. platform-specific definitions), in source order."""
+    out: list[ast.AST] = []
+    for node in body:
+        if isinstance(node, DEFS):
+            out.append(node)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                out += _top_level_defs(getattr(node, field, []) or [])
+    return out
+
+
+def _source_docstrings(source: str) -> list[str]:
+    """Docstrings of a module's source: the module, then its top-level classes and functions
+    sorted by name, each class followed by its methods sorted by name (first definition wins)."""
+    tree = ast.parse(source)
+    docs = [ast.get_docstring(tree)]
+    top: dict[str, ast.AST] = {}
+    for node in _top_level_defs(tree.body):
+        top.setdefault(node.name, node)
+    for _, node in sorted(top.items()):
+        docs.append(ast.get_docstring(node))
+        if isinstance(node, ast.ClassDef):
+            methods: dict[str, ast.AST] = {}
+            for item in node.body:
+                if isinstance(item, DEFS[1:]):
+                    methods.setdefault(item.name, item)
+            docs += [ast.get_docstring(m) for _, m in sorted(methods.items())]
+    return [d for d in docs if d]
+
+
 def module_docstrings(name: str) -> list[str]:
-    """Docstrings of module `name`, its classes, functions and methods, in a fixed order."""
+    """Docstrings of module `name`, its classes, functions and methods, in a fixed order.
+
+    Read from the module's source file when it has one: the live module can differ between
+    processes (importing ray, for one, replaces a few functions of `inspect`, `logging` and
+    `typing`), and the corpus must not depend on what else a process imported."""
     module = importlib.import_module(name)
+    try:
+        return _source_docstrings(inspect.getsource(module))
+    except (OSError, TypeError):  # a C module: no source, and nothing patches its members
+        pass
     objects: list[object] = [module]
     for member in _own_members(module):
         objects.append(member)

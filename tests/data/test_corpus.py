@@ -107,3 +107,17 @@ def test_hf_dataset_fails_fast_with_network_blocked(monkeypatch):
         load_corpus(small_config(hf_dataset="wikitext"))
     assert time.monotonic() - start < 5
     assert timeouts and 0 < timeouts[0] <= 5  # the one connection attempt has a short timeout
+
+
+def test_the_corpus_does_not_depend_on_what_the_process_imported():
+    """A Ray worker imports ray before it builds the corpus; ray replaces a few stdlib functions.
+    The docstrings are read from source, so both processes get the same text."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib, sys\n{pre}\nfrom forge.data.sources import stdlib_docstrings\n"
+            "print(hashlib.sha256('\\0'.join(stdlib_docstrings()).encode()).hexdigest())")
+    digests = [subprocess.run([sys.executable, "-c", code.format(pre=pre)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+               for pre in ("", "import ray")]
+    assert digests[0] == digests[1] and len(digests[0]) == 64
