@@ -116,6 +116,14 @@ class Driver:
             report = PhaseReport(name, "failed", time.time() - started, attempt=attempt, note=message)
             self.reporter.phase_finished(report)
             raise PhaseFailed(name, message, [report]) from err
+        if not result.adopted and self.config.phase(name).gate.on_fail == "fail":
+            message = f"gate failed: {result.reason or 'output not adopted'}"
+            store.finish_phase(self.run_id, name, attempt, "failed", error=message)
+            shutil.rmtree(staging, ignore_errors=True)
+            report = PhaseReport(name, "failed", time.time() - started, result.key_metric,
+                                 attempt=attempt, note=message)
+            self.reporter.phase_finished(report)
+            raise PhaseFailed(name, message, [report])
         outputs = self._commit(store, name, result, staging, inputs) if result.adopted else inputs
         status = "done" if result.adopted else "not_adopted"
         size = sum(read_manifest(o.path)["bytes"] for o in outputs) if result.adopted else 0  # handed on

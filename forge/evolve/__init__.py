@@ -11,21 +11,33 @@ diversity and re-seeding, early stop, fitness, persisted history. See docs/evolv
 """
 from __future__ import annotations
 
-from forge.evolve.build import (apply_noise, build_candidate, build_recipe, merge_group,
-                                perturb_weights, recipe_generator)
-from forge.evolve.fitness import FitnessWeights, fitness
-from forge.evolve.history import EvolutionState, plot_history
-from forge.evolve.mutation import mutate_recipe
-from forge.evolve.population import (Candidate, candidate_id, diversity, generation_generator,
-                                     initial_population, next_generation, rank, reseed)
-from forge.evolve.recipe import (GENES, Recipe, initial_recipes, path_slices, random_recipe,
-                                 recipe_distance, slices_path)
-from forge.evolve.settings import EvolveSettings, RecipeRanges
-from forge.evolve.stopping import EarlyStop
+import importlib
 
-__all__ = ["Candidate", "EarlyStop", "EvolutionState", "EvolveSettings", "FitnessWeights",
-           "GENES", "Recipe", "RecipeRanges", "apply_noise", "build_candidate", "build_recipe",
-           "candidate_id", "diversity", "fitness", "generation_generator", "initial_population",
-           "initial_recipes", "merge_group", "mutate_recipe", "next_generation", "path_slices",
-           "perturb_weights", "plot_history", "random_recipe", "rank", "recipe_distance",
-           "recipe_generator", "reseed", "slices_path"]
+# Light and eager: `fitness` is also the name of its submodule, so bind the function now (a later
+# import of forge.evolve.fitness would otherwise leave the module under that name).
+from forge.evolve.fitness import FitnessWeights, fitness
+
+# Public name -> submodule. Loaded on first use (PEP 562): the config loader imports
+# forge.evolve.settings, and must not pull in torch and the model through build.py.
+_EXPORTS = {
+    "apply_noise": "build", "build_candidate": "build", "build_recipe": "build",
+    "merge_group": "build", "perturb_weights": "build", "recipe_generator": "build",
+    "EvolutionState": "history", "plot_history": "history",
+    "mutate_recipe": "mutation",
+    "Candidate": "population", "candidate_id": "population", "diversity": "population",
+    "generation_generator": "population", "initial_population": "population",
+    "next_generation": "population", "rank": "population", "reseed": "population",
+    "GENES": "recipe", "Recipe": "recipe", "initial_recipes": "recipe", "path_slices": "recipe",
+    "random_recipe": "recipe", "recipe_distance": "recipe", "slices_path": "recipe",
+    "EvolveSettings": "settings", "RecipeRanges": "settings",
+    "EarlyStop": "stopping",
+}
+__all__ = sorted([*_EXPORTS, "FitnessWeights", "fitness"])
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'forge.evolve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

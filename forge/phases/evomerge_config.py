@@ -7,7 +7,7 @@ from typing import Optional
 from forge.config.phases import register_phase_config
 from forge.config.schema import ConfigError, option
 from forge.config.sections import PhaseConfig, Resources
-from forge.evolve import EvolveSettings
+from forge.evolve.settings import EvolveSettings
 
 PHASE = "evomerge"
 

@@ -4,7 +4,8 @@ A plan that begins after Phase 1 (`--phases quiet_star..bitnet`) needs models to
 Each entry is an artifact directory or a registered model id (`run/phase/name`, looked up in the
 runs dir's registry). Entries are checked before anything starts, then copied into the run as
 `runs/<run>/inputs/<name>/`: the run stays self-contained (resume and clean-up never depend on a
-directory outside it) and the copy is registered with a lineage edge to where it came from.
+directory outside it) and the copy is registered with a lineage edge to where it came from. The
+tokenizer of the run the models come from comes along (a run has one vocabulary).
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from forge.pipeline.artifacts import ArtifactError, ModelRef, verify_artifact
+from forge.pipeline.artifacts import ArtifactError, ModelRef, sha256_file, verify_artifact
 from forge.registry import RegistryError, RegistryStore
 
 INPUTS_DIR = "inputs"
+TOKENIZER_FILE = "tokenizer.json"  # forge.data.tokenizer's name (not imported: it loads transformers)
 STAGED_FILE = "inputs.json"  # what was staged, so a resumed run needs no source any more
 
 
@@ -32,6 +34,7 @@ class InputSource:
     path: Path
     registered_id: str | None  # the source's registry id, when it came from the registry
     digest: str
+    tokenizer: str | None = None  # the tokenizer.json of the run the model came from, if found
 
 
 def _registry_path(spec: str, runs_dir: Path) -> tuple[Path, str] | None:
@@ -63,8 +66,21 @@ def resolve_inputs(specs: tuple[str, ...] | list[str], runs_dir: Path) -> list[I
             manifest = verify_artifact(path, expected)
         except (ArtifactError, KeyError) as err:
             raise InputModelError(f"{where}: {err}") from None
-        sources.append(InputSource(spec, path.resolve(), spec if found else None, manifest["digest"]))
+        sources.append(InputSource(spec, path.resolve(), spec if found else None,
+                                   manifest["digest"], _run_tokenizer(path.resolve())))
+    tokenizers = {sha256_file(s.tokenizer) for s in sources if s.tokenizer}
+    if len(tokenizers) > 1:
+        raise InputModelError("pipeline.inputs: the models come from runs with different "
+                              "tokenizers; a run has one vocabulary")
     return sources
+
+
+def _run_tokenizer(artifact: Path) -> str | None:
+    """The tokenizer of the run an artifact belongs to (runs/<run>/<phase>/<name>), if any."""
+    for parent in list(artifact.parents)[:3]:
+        if (parent / TOKENIZER_FILE).is_file():
+            return str(parent / TOKENIZER_FILE)
+    return None
 
 
 def input_name(index: int, source: InputSource) -> str:
@@ -94,6 +110,9 @@ def stage_inputs(sources: list[InputSource], run_dir: Path) -> list[tuple[str, P
         shutil.copytree(source.path, partial)
         partial.rename(copy)
         staged.append((name, copy))
+    tokenizer = next((s.tokenizer for s in sources if s.tokenizer), None)
+    if tokenizer and not (Path(run_dir) / TOKENIZER_FILE).is_file():
+        shutil.copyfile(tokenizer, Path(run_dir) / TOKENIZER_FILE)  # the models' vocabulary
     record = [{"name": n, **asdict(s), "path": str(s.path)} for (n, _), s in zip(staged, sources)]
     (Path(run_dir) / INPUTS_DIR / STAGED_FILE).write_text(json.dumps(record, indent=1))
     return staged
@@ -113,7 +132,8 @@ def staged_inputs(run_dir: Path) -> list[tuple[str, Path, InputSource]]:
         except ArtifactError as err:
             raise InputModelError(f"staged input {item['name']}: {err}") from None
         out.append((item["name"], copy, InputSource(item["spec"], Path(item["path"]),
-                                                    item["registered_id"], item["digest"])))
+                                                    item["registered_id"], item["digest"],
+                                                    item.get("tokenizer"))))
     return out
 
 

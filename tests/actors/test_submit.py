@@ -4,6 +4,7 @@ import json
 import pytest
 import yaml
 
+import tests.fixture_phases  # noqa: F401  (registers the fixture phases, also for -k runs)
 from forge import cli, submit
 from forge.registry import RegistryStore
 from tests.conftest import ROOT
@@ -81,7 +82,13 @@ def test_gate_fail_mode_stops_the_run(ray_session, runs_dir, capsys):
     code = submit.main(["--config", FIXTURE, "--runs-dir", str(runs_dir),
                         "--set", "phases.fixture_shrink.gate.on_fail=fail"])
     assert code == 1
-    assert "gate failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "phase fixture_shrink failed: gate failed: loss " in err and "resume with:" in err
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    (run,) = store.list_runs()
+    row = store.latest_phases(run["id"])["fixture_shrink"]
+    assert row["status"] == "failed" and row["error"].startswith("gate failed: loss ")
+    assert not (runs_dir / run["id"] / "fixture_shrink").exists()  # nothing committed
 
 
 BAD = [

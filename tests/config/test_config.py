@@ -62,3 +62,16 @@ def test_missing_file_and_bad_yaml(tmp_path: Path):
     bad.write_text("run: [\n")
     with pytest.raises(ConfigError, match="not valid YAML at line"):
         load(bad)
+
+
+def test_loading_a_config_stays_light():
+    """Bad input is rejected in a fraction of a second: reading a config (every phase's section
+    included) must not import torch, transformers or ray."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom forge.config import DEFAULT_CONFIG, load\nload(DEFAULT_CONFIG)\n"
+            "import forge.submit\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

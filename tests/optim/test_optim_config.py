@@ -10,6 +10,7 @@ TABLE = {  # phase: (lr, lambda, tau, kl)
     "cognate": (1e-3, 0.3, 30.0, 0.0), "quiet_star": (5e-4, 0.1, 25.0, 0.1),
     "curriculum": (1e-3, 2.0, 30.0, 0.0), "baking": (1e-4, 0.2, 30.0, 0.0),
     "experts": (5e-4, 0.15, 28.0, 0.05),
+    "bitnet": (5e-4, 0.1, 30.0, 0.0),
 }
 
 
@@ -38,4 +39,4 @@ def test_bad_values_name_the_key(section: dict, key: str) -> None:
 
 def test_unknown_phase_preset() -> None:
     with pytest.raises(KeyError, match="available"):
-        OptimConfig().for_phase("bitnet")
+        OptimConfig().for_phase("compression")

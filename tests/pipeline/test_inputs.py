@@ -71,3 +71,22 @@ def test_a_corrupted_staged_copy_is_reported(tmp_path):
     (copy / "config.json").write_text("{}")
     with pytest.raises(InputModelError, match="staged input 0-m: .*config.json"):
         staged_inputs(tmp_path / "run")
+
+
+def test_the_source_runs_tokenizer_comes_along(tmp_path):
+    src = tiny_artifact(tmp_path / "old-run" / "cognate" / "m")
+    (tmp_path / "old-run" / "tokenizer.json").write_text('{"vocab": 1}')
+    (source,) = resolve_inputs([str(src)], tmp_path)
+    stage_inputs([source], tmp_path / "new-run")
+    assert (tmp_path / "new-run" / "tokenizer.json").read_text() == '{"vocab": 1}'
+    other = tiny_artifact(tmp_path / "other-run" / "cognate" / "m")
+    (tmp_path / "other-run" / "tokenizer.json").write_text('{"vocab": 2}')
+    with pytest.raises(InputModelError, match="different tokenizers"):
+        resolve_inputs([str(src), str(other)], tmp_path)
+
+
+def test_the_tokenizer_file_name_matches_the_data_package():
+    from forge.data.tokenizer import TOKENIZER_FILE
+    from forge.pipeline import inputs
+
+    assert inputs.TOKENIZER_FILE == TOKENIZER_FILE
