@@ -5,7 +5,8 @@ of a weight matrix, which suits the hidden linear maps of a network and nothing 
 
 - Muon: the 2-D `weight` of every `nn.Linear` inside the network;
 - AdamW: token embeddings and the tied output head, gates (`mag_gate`), memory rates
-  (`mem_rates`), the memory's fast-weight initialisation, the halting head, norms, biases and
+  (`mem_rates`), the Quiet-STaR mixing head (`mix_in`, `mix_out`: its output is one logit, a
+  1-row matrix Muon cannot orthogonalise usefully), the memory's fast-weight initialisation, the halting head, norms, biases and
   every tensor with fewer than 2 dimensions.
 
 AdamW applies weight decay to its matrices only. Frozen parameters are left out.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 # nn.Linear modules whose weight is not a hidden map: they go to AdamW.
-ADAMW_LINEARS = ("lm_head", "mag_gate", "mem_rates")
+ADAMW_LINEARS = ("lm_head", "mag_gate", "mem_rates", "mix_in", "mix_out")
 
 
 @dataclass

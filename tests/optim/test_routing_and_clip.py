@@ -72,3 +72,12 @@ def test_qk_clip_brings_each_head_to_tau_and_leaves_small_heads() -> None:
 def test_clip_factors_formula() -> None:
     got = clip_factors(torch.tensor([120.0, 10.0]), 30.0)
     torch.testing.assert_close(got, torch.tensor([0.5, 1.0]))
+
+
+def test_the_mixing_head_goes_to_adamw() -> None:
+    """Quiet-STaR's mixing head ends in a 1-row matrix (one logit): not a hidden map for Muon."""
+    model = CognateForCausalLM(CognateConfig(**TINY, thought_len=2))
+    routing = route_parameters(model)
+    adamw = {n for n, _ in routing.adamw_decay + routing.adamw_no_decay}
+    mixing = [n for n, _ in model.named_parameters() if "mix_" in n]
+    assert mixing and set(mixing) <= adamw
