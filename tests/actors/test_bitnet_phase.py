@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from forge import submit
 from forge.config import load
 from forge.phases.cognate import build_seed_model
 from forge.phases.common import prepare_data
 from forge.pipeline.artifacts import save_artifact, verify_artifact
 from forge.quant import load_model, ternary_layers
-from forge.registry import RegistryStore
+from tests.actors.input_runs import only_run, submit_from
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -38,18 +37,8 @@ def fp_artifact(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def run(runs_dir: Path, fp_artifact, *sets: str) -> int:
-    path, tok = fp_artifact
-    args = ["--config", TINY, "--runs-dir", str(runs_dir), "--input", str(path),
-            "--set", f"data.tokenizer_cache={tok}"]
-    for s in sets:
-        args += ["--set", s]
-    return submit.main(args)
+    return submit_from(TINY, runs_dir, fp_artifact, *sets)
 
-
-def only_run(runs_dir: Path):
-    store = RegistryStore(runs_dir / "registry.db", readonly=True)
-    (r,) = store.list_runs()
-    return store, r["id"]
 
 
 def test_input_model_becomes_a_registered_packed_ternary_model(ray_session, runs_dir, fp_artifact):

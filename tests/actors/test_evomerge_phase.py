@@ -3,6 +3,7 @@ the champion is registered with lineage; and the private PBT API the scheduler r
 import inspect
 import json
 import math
+import os
 
 import pytest
 import ray
@@ -94,3 +95,45 @@ def test_the_private_pbt_api_the_scheduler_overrides_is_still_there():
     assert "self._checkpoint_or_exploit(" in source and "self._next_perturbation_sync" in source
     assert "_trial_state" in inspect.getsource(PopulationBasedTraining.__init__)
     assert EvolutionScheduler.choose_trial_to_run is not PopulationBasedTraining.choose_trial_to_run
+
+
+def test_a_killed_evolution_resumes_from_its_last_generation(ray_session, runs_dir, tmp_path):
+    """SIGKILL the driver after a generation is saved; `--resume` continues the evolution from
+    there (no generation scored twice) instead of starting over."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parents = make_parents(tmp_path)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    script = str(ROOT / "tests" / "run_fixture_pipeline.py")
+    args = [sys.executable, script, "--address", ray_session, "--config", CONFIG, "--runs-dir",
+            str(runs_dir), "--phases", "evomerge", "--set", "phases.evomerge.evolve.generations=3"]
+    proc = subprocess.Popen(args + [a for p in parents for a in ("--input", p)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+
+    def saved_generation() -> int:
+        states = list(runs_dir.glob("*/checkpoints/evomerge/state.json"))
+        return json.loads(states[0].read_text())["state"]["generation"] if states else -1
+
+    while saved_generation() < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = saved_generation()
+    assert 1 <= killed_at < 3
+    (run_id,) = [p.name for p in runs_dir.iterdir() if p.is_dir()]
+    resumed = subprocess.run([sys.executable, script, "--address", ray_session, "--resume", run_id,
+                              "--runs-dir", str(runs_dir)], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    details = json.loads(store.latest_phases(run_id)["evomerge"]["summary"])["details"]
+    assert details["resumed_from_generation"] == killed_at + 1
+    assert [r["generation"] for r in details["history"]] == [0, 1, 2, 3]
+    log = (runs_dir / run_id / "checkpoints" / "evomerge" / "candidates.jsonl").read_text()
+    ids = [json.loads(line)["candidate"]["id"] for line in log.splitlines()]
+    assert len(ids) == len(set(ids)) == 32  # 4 generations x 8, none scored twice

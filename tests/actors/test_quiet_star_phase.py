@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from forge import submit
 from forge.config import load
 from forge.models import CognateForCausalLM
 from forge.phases.cognate import build_seed_model
 from forge.phases.common import prepare_data
 from forge.pipeline.artifacts import save_artifact, verify_artifact
-from forge.registry import RegistryStore
+from tests.actors.input_runs import only_run, submit_from
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -37,18 +36,8 @@ def tiny_artifact(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def run(runs_dir: Path, artifact, *sets: str) -> int:
-    path, tok = artifact
-    args = ["--config", TINY, "--runs-dir", str(runs_dir), "--input", str(path),
-            "--set", f"data.tokenizer_cache={tok}"]
-    for s in (*SETTINGS, *sets):
-        args += ["--set", s]
-    return submit.main(args)
+    return submit_from(TINY, runs_dir, artifact, *SETTINGS, *sets)
 
-
-def only_run(runs_dir: Path):
-    store = RegistryStore(runs_dir / "registry.db", readonly=True)
-    (r,) = store.list_runs()
-    return store, r["id"]
 
 
 def test_thinker_is_registered_with_its_numbers_or_the_input_goes_on(ray_session, runs_dir,
