@@ -7,6 +7,7 @@ failed, 2 bad input (nothing started, no run directory created).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import datetime as dt
 import secrets
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Nothing to run: pipeline.phases is empty. Phases available in this version: "
               f"{', '.join(available_phases()) or '(none yet)'}.")
         return 0
+    if not args.resume:  # the saved config says what this run runs: resume follows the same plan
+        cfg = dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, phases=tuple(plan)))
     try:
         sources = [] if args.resume else resolve_inputs(cfg.pipeline.inputs, runs_dir)
     except InputModelError as err:

@@ -182,15 +182,12 @@ class Evolution:
         self.settings, self.evolve, self.seed = settings, settings.evolve, seed
         self.state_path, self.candidates_dir, self.fingerprint = state_path, candidates_dir, fingerprint
         self.state = self._resume() or EvolutionState.start(self.evolve)
+        self.resumed_from = self.state.generation + 1  # the first generation this attempt scores
         if self.state.generation < 0:
             recipes = initial_recipes(n_layers, self.evolve, generation_generator(seed, 0))
             self.current = initial_population(recipes)
         else:
             self.current = self._next() or []
-
-    @property
-    def resumed_from(self) -> int:
-        return self.state.generation + 1 if self.state.generation >= 0 else 0
 
     def _resume(self) -> EvolutionState | None:
         if not self.state_path.is_file():
