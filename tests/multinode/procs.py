@@ -99,6 +99,7 @@ def run_scenario(name: str, runs_dir: Path, *args: str, timeout: float = 150,
 
 def check_fixture_run(runs_dir: Path, steps: int) -> dict:
     """Assert the registry holds exactly one finished fixture run; return its rows."""
+    from actors.restarts import EVENT
     from forge.registry import RegistryStore
 
     store = RegistryStore(Path(runs_dir) / "registry.db", readonly=True)
@@ -119,11 +120,14 @@ def check_fixture_run(runs_dir: Path, steps: int) -> dict:
         metrics = store.metrics(rid)
         keys = [(m["phase"], m["model"], m["step"], m["name"]) for m in metrics]
         assert len(keys) == len(set(keys)), "duplicate metric rows"
+        events = [m for m in metrics if m["name"] == EVENT]  # restarts, checked by the callers
+        metrics = [m for m in metrics if m["name"] != EVENT]
         train = sorted(m["step"] for m in metrics if m["phase"] == "fixture_train")
         assert train == list(range(1, steps + 1)), "a training step lost or logged twice"
         by_phase = {p: sorted(m["name"] for m in metrics if m["phase"] == p) for p in status}
         assert by_phase["fixture_init"] == ["loss"]
         assert by_phase["fixture_shrink"] == ["loss_after", "loss_before"]
-        return {"run": run, "phases": phase_rows, "models": models, "metrics": metrics}
+        return {"run": run, "phases": phase_rows, "models": models, "metrics": metrics,
+                "restart_events": events}
     finally:
         store.close()

@@ -29,3 +29,6 @@ def test_worker_lost_mid_training_run_completes(tmp_path):
     rows = check_fixture_run(runs_dir, STEPS)
     # The restart was invisible to the driver: one attempt, no failed phase rows.
     assert all(r["error"] is None for r in rows["phases"])
+    # ...but not to the registry: the restarted PhaseActor recorded one restart event.
+    assert [(e["phase"], e["model"], e["step"]) for e in rows["restart_events"]] == [
+        ("fixture_train", "phase-actor", 0)]

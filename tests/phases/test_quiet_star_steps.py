@@ -62,7 +62,9 @@ def test_phase_trains_reports_three_numbers_and_saves_a_reloadable_thinker(tiny)
     modes = result.summary["modes"]
     assert set(modes) == {"think", "off", "random"}
     a, b, c = (modes[m]["bits_per_byte"] for m in ("think", "off", "random"))
-    assert all(0 < v < 100 for v in (a, b, c)) and len({a, b, c}) == 3
+    # (a) and (c) may agree to float precision: at this size a thought's content moves the
+    # end-of-thought state very little (docs/phases/quiet_star.md); (a) vs (b) always differ.
+    assert all(0 < v < 100 for v in (a, b, c)) and a != b
     assert result.adopted == (a < b - 0.01 and a < c - 0.01)  # the default margin
     assert modes["think"]["gain_vs_off"] == pytest.approx(b - a, abs=1e-6)
     assert modes["think"]["gain_vs_random"] == pytest.approx(c - a, abs=1e-6)
