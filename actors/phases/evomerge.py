@@ -98,26 +98,27 @@ class EvoMergePhase(BasePhase):
         evolution = Evolution(settings, seed, n_layers, work / "state.json", work / "candidates",
                               parents.fingerprint(settings, seed))
         data = prepare_data(cfg, ctx.run_dir)
-        parent_scores = self._score_parents(inputs, data, ctx)
+        loaded = {ref.id: CognateForCausalLM.from_pretrained(ref.path) for ref in inputs}
+        parent_scores = self._score_parents(loaded, data, ctx)
         context = TrialContext(dump(cfg), str(ctx.run_dir), parents, str(work / "candidates"))
         results: list[dict] = []
         if not evolution.finished():
             results = run_tune(evolution, context, ctx, settings)
-        return self._finish(inputs, parent_scores, evolution, context, results, data, ctx)
+        return self._finish(inputs, loaded, parent_scores, evolution, context, results, data, ctx)
 
-    def _score_parents(self, inputs, data, ctx: PhaseContext) -> dict[str, dict]:
+    def _score_parents(self, loaded: dict, data, ctx: PhaseContext) -> dict[str, dict]:
         """Each parent's validation fitness on the same sample as the candidates'."""
         settings = ctx.settings
         scores = {}
-        for ref in inputs:
-            metrics = score_model(CognateForCausalLM.from_pretrained(ref.path), data, ctx.config,
-                                  settings.fitness_eval, "validation")
+        for model_id, model in loaded.items():
+            metrics = score_model(model, data, ctx.config, settings.fitness_eval, "validation")
             metrics["fitness"] = fitness(metrics, settings.evolve.fitness)
-            ctx.log_metrics(0, {"parent/fitness": metrics["fitness"]}, model=ref.id)
-            scores[ref.id] = metrics
+            ctx.log_metrics(0, {"parent/fitness": metrics["fitness"]}, model=model_id)
+            scores[model_id] = metrics
         return scores
 
-    def _champion(self, inputs, parent_scores, evolution: Evolution, context: TrialContext):
+    def _champion(self, inputs, loaded, parent_scores, evolution: Evolution,
+                  context: TrialContext):
         """The best candidate ever scored, unless a parent scored higher (elitism over the
         parents too: the champion is never worse than the best parent on validation)."""
         best_parent = max(inputs, key=lambda r: parent_scores[r.id]["fitness"])
@@ -125,18 +126,17 @@ class EvoMergePhase(BasePhase):
         if best_fit is not None and best_fit >= parent_scores[best_parent.id]["fitness"]:
             path = candidate_dir(context, evolution.state.best_id)
             return CognateForCausalLM.from_pretrained(path), evolution.state.best, best_fit, None
-        return (CognateForCausalLM.from_pretrained(best_parent.path), None,
-                parent_scores[best_parent.id]["fitness"], best_parent)
+        return (loaded[best_parent.id], None, parent_scores[best_parent.id]["fitness"],
+                best_parent)
 
-    def _finish(self, inputs, parent_scores, evolution, context, results, data,
+    def _finish(self, inputs, loaded, parent_scores, evolution, context, results, data,
                 ctx: PhaseContext) -> PhaseResult:
         settings = ctx.settings
-        model, candidate, champ_fit, kept_parent = self._champion(inputs, parent_scores, evolution,
-                                                                  context)
+        model, candidate, champ_fit, kept_parent = self._champion(inputs, loaded, parent_scores,
+                                                                  evolution, context)
         test = {"champion": score_model(model, data, ctx.config, settings.report_eval, "test")}
-        for ref in inputs:
-            test[ref.id] = score_model(CognateForCausalLM.from_pretrained(ref.path), data,
-                                       ctx.config, settings.report_eval, "test")
+        for model_id, parent in loaded.items():
+            test[model_id] = score_model(parent, data, ctx.config, settings.report_eval, "test")
         method = (f"evomerge:{'+'.join(candidate.recipe.genes)}:{candidate.origin}"
                   if candidate else "evomerge:parent_kept")
         history = evolution.state.to_dict()
