@@ -111,19 +111,10 @@ class Driver:
             result = self._call_actor(phase_cls, name, attempt, staging, inputs)
         except (PhaseError, ray.exceptions.RayError, TimeoutError) as err:
             message = err.message if isinstance(err, PhaseError) else one_line(err)
-            store.finish_phase(self.run_id, name, attempt, "failed", error=message)
-            shutil.rmtree(staging, ignore_errors=True)
-            report = PhaseReport(name, "failed", time.time() - started, attempt=attempt, note=message)
-            self.reporter.phase_finished(report)
-            raise PhaseFailed(name, message, [report]) from err
+            raise self._failed(store, name, attempt, staging, started, message) from err
         if not result.adopted and self.config.phase(name).gate.on_fail == "fail":
             message = f"gate failed: {result.reason or 'output not adopted'}"
-            store.finish_phase(self.run_id, name, attempt, "failed", error=message)
-            shutil.rmtree(staging, ignore_errors=True)
-            report = PhaseReport(name, "failed", time.time() - started, result.key_metric,
-                                 attempt=attempt, note=message)
-            self.reporter.phase_finished(report)
-            raise PhaseFailed(name, message, [report])
+            raise self._failed(store, name, attempt, staging, started, message, result.key_metric)
         outputs = self._commit(store, name, result, staging, inputs) if result.adopted else inputs
         status = "done" if result.adopted else "not_adopted"
         size = sum(read_manifest(o.path)["bytes"] for o in outputs) if result.adopted else 0  # handed on
@@ -137,6 +128,16 @@ class Driver:
                              result.reason)
         self.reporter.phase_finished(report)
         return report, outputs
+
+    def _failed(self, store, name: str, attempt: int, staging: Path, started: float,
+                message: str, key_metric=None) -> PhaseFailed:
+        """Record a failed attempt, drop its staged outputs, report it; the error to raise."""
+        store.finish_phase(self.run_id, name, attempt, "failed", error=message)
+        shutil.rmtree(staging, ignore_errors=True)
+        report = PhaseReport(name, "failed", time.time() - started, key_metric, attempt=attempt,
+                             note=message)
+        self.reporter.phase_finished(report)
+        return PhaseFailed(name, message, [report])
 
     def _call_actor(self, phase_cls, name: str, attempt: int, staging: Path,
                     inputs: list[ModelRef]) -> PhaseResult:

@@ -92,7 +92,7 @@ class EvoMergePhase(BasePhase):
         cfg, settings = ctx.config, ctx.settings
         seed = cfg.run.seed if settings.seed is None else settings.seed
         paths = [str(Path(i.path).resolve()) for i in inputs]
-        parents = ParentSet(tuple(paths), tuple(i.digest for i in inputs), find_base(paths))
+        parents = ParentSet(tuple(paths), tuple(i.digest for i in inputs), *find_base(paths))
         work = Path(ctx.run_dir) / "checkpoints" / PHASE
         n_layers = CognateForCausalLM.config_class.from_pretrained(paths[0]).n_layers
         evolution = Evolution(settings, seed, n_layers, work / "state.json", work / "candidates",

@@ -42,6 +42,7 @@ class ParentSet:
     paths: tuple[str, ...]
     digests: tuple[str, ...]
     base_path: str | None  # None: no common ancestor found; the parents' mean stands in
+    base_digest: str | None = None
 
     def fingerprint(self, settings: EvoMergePhaseConfig, seed: int) -> str:
         """An evolution state is resumed only for the same parents, base and settings."""
@@ -49,20 +50,20 @@ class ParentSet:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def find_base(parent_paths: list[str]) -> str | None:
-    """The parents' shared seed model when every parent names the same one and it verifies."""
+def find_base(parent_paths: list[str]) -> tuple[str | None, str | None]:
+    """(path, digest) of the parents' shared seed model when every parent names the same one
+    and it verifies; (None, None) otherwise."""
     found = set()
     for path in parent_paths:
         rel = read_manifest(path).get("metadata", {}).get(SEED_METADATA)
         found.add((Path(path) / rel).resolve() if rel else None)
     if len(found) != 1 or None in found:
-        return None
+        return None, None
     (base,) = found
     try:
-        verify_artifact(base)
+        return str(base), verify_artifact(base)["digest"]
     except ArtifactError:
-        return None
-    return str(base)
+        return None, None
 
 
 @functools.lru_cache(maxsize=16)
@@ -77,7 +78,7 @@ def load_parents(parents: ParentSet) -> tuple[list[StateDict], StateDict, Cognat
     loaded = [_load(p, d) for p, d in zip(parents.paths, parents.digests)]
     sds, config = [sd for sd, _ in loaded], loaded[0][1]
     if parents.base_path is not None:
-        base = _load(parents.base_path, read_manifest(parents.base_path)["digest"])[0]
+        base = _load(parents.base_path, parents.base_digest)[0]
     else:  # documented fallback: task vectors relative to the parents' mean
         base = {k: torch.stack([sd[k].float() for sd in sds]).mean(0).to(sds[0][k].dtype)
                 for k in sds[0]}
@@ -85,10 +86,16 @@ def load_parents(parents: ParentSet) -> tuple[list[StateDict], StateDict, Cognat
 
 
 @functools.lru_cache(maxsize=2)
-def _run_data(config_yaml: str, run_dir: str) -> RunData:
+def _config(config_yaml: str) -> PipelineConfig:
+    """The run's config, parsed once per process (every candidate of a trial actor shares it)."""
     from forge.config import from_yaml_text
 
-    return prepare_data(from_yaml_text(config_yaml), Path(run_dir))
+    return from_yaml_text(config_yaml)
+
+
+@functools.lru_cache(maxsize=2)
+def _run_data(config_yaml: str, run_dir: str) -> RunData:
+    return prepare_data(_config(config_yaml), Path(run_dir))
 
 
 def sample_eval(cfg: PipelineConfig, sizes: SampleSizes):
@@ -136,9 +143,7 @@ def score_candidate(ctx: TrialContext, candidate: Candidate,
     """Build one candidate (recipe, elite + noise, or loser merge), score it on the validation
     sample and save it under `candidates/<id>`. A candidate already saved by an earlier attempt
     is not rebuilt. Returns its metrics with `fitness` (higher is better; -inf if it broke)."""
-    from forge.config import from_yaml_text
-
-    cfg = from_yaml_text(ctx.config_yaml)
+    cfg = _config(ctx.config_yaml)
     settings: EvoMergePhaseConfig = cfg.phase(PHASE)
     out = candidate_dir(ctx, candidate.id)
     started = time.time()
