@@ -4,11 +4,14 @@ Resume is the same walk: a phase whose last attempt finished, consumed the same 
 artifacts still verify is skipped; anything else runs again in a new attempt. Outputs are written
 to a staging directory and moved into place only after the phase passes its checks, so a crash
 never leaves a half-written artifact where a finished one was.
+
+Everything goes through the run storage (`forge.storage`): models travel as storage paths, each
+PhaseActor pulls them onto its own node, and the driver reads only what it pulled itself.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from forge.pipeline.inputs import INPUTS_DIR, input_ref, staged_inputs
 from forge.pipeline.phase import PhaseResult, model_id
 from forge.pipeline.plan import refs_from_json, refs_to_json, skip_decision
 from forge.pipeline.registry import get_phase
+from forge.storage import RunStorage
 
 
 class PhaseFailed(RuntimeError):
@@ -43,7 +47,7 @@ class Driver:
 
     config: PipelineConfig
     run_id: str
-    runs_dir: Path
+    storage: RunStorage
     plan: list[str]
     registry: object
     reporter: RunReporter
@@ -51,7 +55,12 @@ class Driver:
 
     @property
     def run_dir(self) -> Path:
-        return self.runs_dir / self.run_id
+        """This run on the driver's node (the directory itself, or the driver's mirror of it)."""
+        return self.storage.local(self.run_id)
+
+    @property
+    def runs_root(self) -> str:
+        return str(self.storage.local_root)
 
     def run(self) -> list[PhaseReport]:
         store = RegistryClient(self.registry)
@@ -63,7 +72,7 @@ class Driver:
             skip, reason = skip_decision(latest.get(name), current, self._verify)
             if skip:
                 summary = json.loads(latest[name]["summary"])
-                current = refs_from_json(summary["outputs"], str(self.runs_dir))
+                current = refs_from_json(summary["outputs"], self.runs_root)
                 self.reporter.phase_skipped(name, reason)
                 reports.append(PhaseReport(name, "skipped", key_metric=_key(summary),
                                            size_bytes=summary.get("size_bytes", 0), note=reason))
@@ -82,12 +91,13 @@ class Driver:
         """The staged `pipeline.inputs`, registered (with an edge to their source) and handed to
         the first phase."""
         refs = []
+        self.storage.pull(f"{self.run_id}/{INPUTS_DIR}")
         for name, copy, source in staged_inputs(self.run_dir):
             manifest = read_manifest(copy)
             ref = input_ref(self.run_id, name, copy, manifest)
             parents = [(source.registered_id, "input")] if source.registered_id else []
             store.register_model(ref.id, self.run_id, INPUTS_DIR, name,
-                                 str(copy.relative_to(self.runs_dir)), ref.digest,
+                                 self.storage.rel(copy), ref.digest,
                                  manifest["bytes"], ref.params,
                                  {**ref.metadata, "source": source.spec}, parents)
             refs.append(ref)
@@ -95,7 +105,7 @@ class Driver:
 
     def _verify(self, out: dict) -> str | None:
         try:
-            verify_artifact(self.runs_dir / out["path"], out["digest"])
+            verify_artifact(self.storage.pull(out["path"]), out["digest"])
         except ArtifactError as err:
             return f"artifact check failed: {err}"
         return None
@@ -104,8 +114,8 @@ class Driver:
         phase_cls = get_phase(name)
         attempt = store.start_phase(self.run_id, name)
         self.reporter.phase_started(name, attempt)
-        staging = self.run_dir / f".{name}.attempt-{attempt}"
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = f"{self.run_id}/.{name}.attempt-{attempt}"
+        self.storage.remove(staging)
         started = time.time()
         try:
             result = self._call_actor(phase_cls, name, attempt, staging, inputs)
@@ -118,8 +128,8 @@ class Driver:
         outputs = self._commit(store, name, result, staging, inputs) if result.adopted else inputs
         status = "done" if result.adopted else "not_adopted"
         size = sum(read_manifest(o.path)["bytes"] for o in outputs) if result.adopted else 0  # handed on
-        summary = {"inputs": refs_to_json(inputs, str(self.runs_dir)),
-                   "outputs": refs_to_json(outputs, str(self.runs_dir)),
+        summary = {"inputs": refs_to_json(inputs, self.runs_root),
+                   "outputs": refs_to_json(outputs, self.runs_root),
                    "adopted": result.adopted, "reason": result.reason, "size_bytes": size,
                    "key_metric": list(result.key_metric) if result.key_metric else None,
                    "details": result.summary}
@@ -129,17 +139,17 @@ class Driver:
         self.reporter.phase_finished(report)
         return report, outputs
 
-    def _failed(self, store, name: str, attempt: int, staging: Path, started: float,
+    def _failed(self, store, name: str, attempt: int, staging: str, started: float,
                 message: str, key_metric=None) -> PhaseFailed:
         """Record a failed attempt, drop its staged outputs, report it; the error to raise."""
         store.finish_phase(self.run_id, name, attempt, "failed", error=message)
-        shutil.rmtree(staging, ignore_errors=True)
+        self.storage.remove(staging)
         report = PhaseReport(name, "failed", time.time() - started, key_metric, attempt=attempt,
                              note=message)
         self.reporter.phase_finished(report)
         return PhaseFailed(name, message, [report])
 
-    def _call_actor(self, phase_cls, name: str, attempt: int, staging: Path,
+    def _call_actor(self, phase_cls, name: str, attempt: int, staging: str,
                     inputs: list[ModelRef]) -> PhaseResult:
         settings = self.config.phase(name)
         actor = PhaseActor.options(**actor_options(
@@ -147,8 +157,9 @@ class Driver:
             max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
         )).remote(max(1, int(settings.resources.num_cpus)))
         spec = {"run_id": self.run_id, "phase": name, "attempt": attempt,
-                "run_dir": self.run_dir, "out_dir": staging, "config": self.config}
-        ref = actor.run.remote(phase_cls, inputs, spec, self.registry)
+                "storage": self.storage, "out_rel": staging, "config": self.config}
+        portable = [dataclasses.replace(r, path=self.storage.rel(r.path)) for r in inputs]
+        ref = actor.run.remote(phase_cls, portable, spec, self.registry)
         deadline = time.monotonic() + self.config.ray.phase_timeout_s
         try:
             while not ray.wait([ref], timeout=self.poll_s)[0]:
@@ -170,16 +181,11 @@ class Driver:
         if p["total"]:
             self.reporter.progress(name, p["done"], p["total"], p["note"])
 
-    def _commit(self, store, name: str, result: PhaseResult, staging: Path,
+    def _commit(self, store, name: str, result: PhaseResult, staging: str,
                 inputs: list[ModelRef]) -> list[ModelRef]:
         """Move the staged outputs into runs/<run>/<phase>/ and register them with lineage."""
-        final = self.run_dir / name
-        old = self.run_dir / f".{name}.replaced"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        staging.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        self.storage.move(staging, f"{self.run_id}/{name}")
+        final = self.storage.pull(f"{self.run_id}/{name}")
         refs = []
         prev = self.plan[self.plan.index(name) - 1] if self.plan.index(name) > 0 else "(start)"
         for out in result.outputs:
@@ -188,7 +194,7 @@ class Driver:
             mid = model_id(self.run_id, name, out.name)
             parents = out.parents or [(i.id, name) for i in inputs]
             store.register_model(mid, self.run_id, name, out.name,
-                                 str(path.relative_to(self.runs_dir)), manifest["digest"],
+                                 self.storage.rel(path), manifest["digest"],
                                  manifest["bytes"], manifest["params"],
                                  {**manifest.get("metadata", {}), "metrics": manifest["metrics"]},
                                  parents)

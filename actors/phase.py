@@ -1,8 +1,8 @@
 """PhaseActor: runs one phase's pure steps inside Ray with the phase's resources."""
 from __future__ import annotations
 
+import dataclasses
 import traceback
-from pathlib import Path
 
 import ray
 
@@ -12,6 +12,7 @@ from actors.restarts import record_restart
 from forge.pipeline.artifacts import ModelRef
 from forge.pipeline.phase import PhaseContext, PhaseResult
 from forge.pipeline.wandb_sink import open_wandb
+from forge.storage import RunStorage
 
 
 class ActorRecorder:
@@ -43,18 +44,27 @@ class PhaseActor:
         return dict(self._progress)
 
     def run(self, phase_cls: type, inputs: list[ModelRef], spec: dict, registry) -> PhaseResult:
-        ctx = PhaseContext(recorder=ActorRecorder(registry, self._progress), **spec)
+        """Pull the inputs into this node's mirror, run the phase, push its outputs to storage.
+        `spec`: run_id, phase, attempt, config, storage (RunStorage) and out_rel (staging)."""
+        storage = spec["storage"]
+        ctx = PhaseContext(run_id=spec["run_id"], phase=spec["phase"], attempt=spec["attempt"],
+                           run_dir=storage.local(spec["run_id"]),
+                           out_dir=storage.local(spec["out_rel"]), config=spec["config"],
+                           recorder=ActorRecorder(registry, self._progress), storage=storage)
         record_restart(ctx.recorder.registry, ctx.run_id, ctx.phase, model="phase-actor")
+        storage.remove(spec["out_rel"])  # a restarted actor starts its staging afresh
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
-        sink = open_wandb(ctx.config.wandb, ctx.run_id, ctx.phase, Path(ctx.run_dir),
+        sink = open_wandb(ctx.config.wandb, ctx.run_id, ctx.phase, ctx.run_dir,
                           {"phase": ctx.phase, "attempt": ctx.attempt})
         if sink is not None:
             ctx.extra_sinks.append(sink)
         phase = phase_cls()
         try:
+            inputs = [localize(ref, storage) for ref in inputs]
             phase.validate_input(inputs, ctx)
             result = phase.run(inputs, ctx)
             phase.validate_output(result, ctx)
+            storage.push(spec["out_rel"])
             return result
         except Exception as err:
             # Keep the phase's own traceback: Ray's wrapper would otherwise bury where it failed.
@@ -62,6 +72,13 @@ class PhaseActor:
         finally:
             if sink is not None:
                 sink.finish()
+                if storage.local(f"{ctx.run_id}/wandb").is_dir():
+                    storage.push(f"{ctx.run_id}/wandb", prune=False)  # other phases' runs stay
+
+
+def localize(ref: ModelRef, storage: RunStorage) -> ModelRef:
+    """`ref` with its artifact pulled into this node's mirror (its path as storage names it)."""
+    return dataclasses.replace(ref, path=str(storage.pull(storage.rel(ref.path))))
 
 
 class PhaseError(RuntimeError):

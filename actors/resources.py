@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from forge.config import Resources
 
@@ -19,10 +20,16 @@ def gpu_share(requested: float) -> float:
 
 
 def actor_options(res: Resources, placement: str, **extra) -> dict:
-    """`.options(...)` keyword arguments for an actor with resources `res`."""
-    return {"num_cpus": res.num_cpus, "num_gpus": gpu_share(res.num_gpus),
-            "resources": dict(res.custom) or None,
-            "scheduling_strategy": scheduling_strategy(placement), **extra}
+    """`.options(...)` keyword arguments for an actor with resources `res`. An actor that asks
+    for nothing (a coordinator: Phase 1 and 2 only start trainers and trials) stays on the
+    driver's node when it can, so losing a worker never takes the coordinator with it."""
+    gpus = gpu_share(res.num_gpus)
+    strategy = scheduling_strategy(placement)
+    if res.num_cpus == 0 and gpus == 0 and not res.custom:
+        strategy = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                  soft=True)
+    return {"num_cpus": res.num_cpus, "num_gpus": gpus, "resources": dict(res.custom) or None,
+            "scheduling_strategy": strategy, **extra}
 
 
 def equal_share(node_cpus: list[float], n: int) -> float:

@@ -16,17 +16,20 @@ from rich.table import Table
 from rich.tree import Tree
 
 from forge.registry import RegistryError, RegistryStore, collect_garbage
+from forge.storage import RunStorage
 
 # Piped output (CI logs, `| less`) gets wide tables instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _store(runs_dir: str, readonly: bool = True) -> RegistryStore:
-    return RegistryStore(Path(runs_dir) / "registry.db", readonly=readonly)
+    """The registry of a runs location (for a URI: the copy on this, the head, node)."""
+    return RegistryStore(RunStorage(runs_dir).registry_path, readonly=readonly)
 
 
 def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-dir", default="runs", help="directory holding registry.db (default runs)")
+    p.add_argument("--runs-dir", default="runs",
+                   help="the runs directory or URI, as in run.runs_dir (default runs)")
 
 
 def cmd_status(args) -> int:
@@ -73,7 +76,7 @@ def cmd_monitor(args) -> int:
     run_id = args.run or (store.list_runs() or [{"id": None}])[0]["id"]
     if run_id is None:
         raise RegistryError(f"no runs in {args.runs_dir}")
-    session = Path(args.runs_dir) / run_id / "session.json"
+    session = RunStorage(args.runs_dir).pull(f"{run_id}/session.json")
     url = json.loads(session.read_text()).get("dashboard_url") if session.is_file() else None
     console.print(f"dashboard: {url or '(not recorded)'}")
     with Live(status_table(store, run_id), console=console, auto_refresh=False) as live:
@@ -98,7 +101,7 @@ def cmd_models(args) -> int:
 def cmd_show(args) -> int:
     store = _store(args.runs_dir)
     model = store.get_model(args.model_id)
-    manifest_path = Path(args.runs_dir) / model["path"] / "manifest.json"
+    manifest_path = RunStorage(args.runs_dir).pull(f"{model['path']}/manifest.json")
     console.print(f"model {model['id']}: {model['params']:,} parameters, {model['bytes']:,} bytes")
     if manifest_path.is_file():
         console.print_json(manifest_path.read_text())
@@ -133,8 +136,10 @@ def cmd_rollback(args) -> int:
 def cmd_report(args) -> int:
     from forge.report import write_report
 
-    path = write_report(_store(args.runs_dir), args.run, Path(args.runs_dir))
-    console.print(f"report written to {path}")
+    storage = RunStorage(args.runs_dir)
+    path = write_report(_store(args.runs_dir), args.run, storage.local_root)
+    storage.push(storage.rel(path))
+    console.print(f"report written to {storage.uri(storage.rel(path))}")
     return 0
 
 

@@ -12,13 +12,13 @@ import json
 import datetime as dt
 import secrets
 import sys
-from pathlib import Path
 
 from forge.config import ConfigError, PipelineConfig, dump, from_yaml_text, load
 from forge.console import RunReporter
 from forge.pipeline.inputs import InputModelError, InputSource, resolve_inputs, stage_inputs
 from forge.pipeline.plan import select_phases
 from forge.pipeline.registry import available_phases
+from forge.storage import RunStorage, StorageError
 
 CONFIG_FILE = "config.yaml"
 
@@ -33,7 +33,8 @@ def build_parser(prog: str = "python -m forge.submit") -> argparse.ArgumentParse
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set phases.cognate.steps=50 (repeatable)")
     p.add_argument("--phases", default=None, help="subset 'a,b' or range 'a..b' of pipeline.phases")
-    p.add_argument("--runs-dir", default=None, help="where runs and registry.db live (run.runs_dir)")
+    p.add_argument("--runs-dir", default=None,
+                   help="where runs live: a directory or a URI such as s3://bucket/runs (run.runs_dir)")
     p.add_argument("--resume", default=None, metavar="RUN_ID", help="continue an earlier run")
     p.add_argument("--input", action="append", default=[], metavar="MODEL",
                    help="start the first phase from this artifact dir or model id (repeatable; "
@@ -47,23 +48,27 @@ def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, Path, str]:
-    """The config, runs dir and run id this invocation uses; raises ConfigError/InputError."""
+def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, RunStorage, str]:
+    """The config, run storage and run id this invocation uses; raises ConfigError/InputError
+    (or StorageError when the runs location cannot be read)."""
     if args.resume:
         if args.config or args.set or args.input:
             raise InputError("--resume uses the run's saved config; drop --config/--set/--input")
-        runs_dir = Path(args.runs_dir or "runs")
-        saved = runs_dir / args.resume / CONFIG_FILE
+        storage = RunStorage(args.runs_dir or "runs")
+        saved = storage.pull(f"{args.resume}/{CONFIG_FILE}")
         if not saved.is_file():
-            raise InputError(f"--resume {args.resume}: no run at {saved.parent}")
-        return from_yaml_text(saved.read_text()), runs_dir, args.resume
+            raise InputError(f"--resume {args.resume}: no run at {storage.uri(args.resume)}")
+        return from_yaml_text(saved.read_text()), storage, args.resume
     overrides = list(args.set)
     if args.input:
         overrides.append("pipeline.inputs=" + json.dumps(args.input))
     if args.runs_dir:
         overrides.append(f"run.runs_dir={args.runs_dir}")
     cfg = load(args.config, overrides)
-    return cfg, Path(cfg.run.runs_dir), new_run_id()
+    storage = RunStorage(cfg.run.runs_dir)
+    if storage.remote:  # a bad URI, bucket or credential fails here, before Ray starts
+        storage.check_writable()
+    return cfg, storage, new_run_id()
 
 
 def check_resources(cfg: PipelineConfig, plan: list[str], cluster: dict) -> None:
@@ -82,9 +87,9 @@ def check_resources(cfg: PipelineConfig, plan: list[str], cluster: dict) -> None
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg, runs_dir, run_id = resolve_config(args)
+        cfg, storage, run_id = resolve_config(args)
         plan = select_phases(cfg.pipeline.phases, args.phases)
-    except (ConfigError, InputError) as err:
+    except (ConfigError, InputError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not plan:
@@ -94,15 +99,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resume:  # the saved config says what this run runs: resume follows the same plan
         cfg = dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, phases=tuple(plan)))
     try:
-        sources = [] if args.resume else resolve_inputs(cfg.pipeline.inputs, runs_dir)
-    except InputModelError as err:
+        sources = [] if args.resume else resolve_inputs(cfg.pipeline.inputs, storage)
+    except (InputModelError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return run_on_ray(cfg, runs_dir, run_id, plan, args.address, resume=bool(args.resume),
+    return run_on_ray(cfg, storage, run_id, plan, args.address, resume=bool(args.resume),
                       sources=sources)
 
 
-def run_on_ray(cfg: PipelineConfig, runs_dir: Path, run_id: str, plan: list[str],
+def create_run_files(storage: RunStorage, run_id: str, cfg: PipelineConfig,
+                     sources: list[InputSource]) -> None:
+    """The new run's saved config and staged inputs, written to the run storage."""
+    storage.write_text(f"{run_id}/{CONFIG_FILE}", dump(cfg))
+    if sources:
+        stage_inputs(list(sources), storage.local(run_id))
+        storage.push(f"{run_id}/inputs")
+        if storage.local(f"{run_id}/tokenizer.json").is_file():
+            storage.push(f"{run_id}/tokenizer.json")
+
+
+def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list[str],
                address: str | None, resume: bool, sources: list[InputSource] = ()) -> int:
     """Connect (or start Ray), check resources, create or reopen the run, drive the plan."""
     import ray  # imported here so bad input is rejected in a fraction of a second
@@ -119,7 +135,7 @@ def run_on_ray(cfg: PipelineConfig, runs_dir: Path, run_id: str, plan: list[str]
     try:
         try:
             check_resources(cfg, plan, ray.cluster_resources())
-            registry = session.registry(get_registry(runs_dir / "registry.db", cfg.ray.namespace))
+            registry = session.registry(get_registry(storage.registry_path, cfg.ray.namespace))
         except (ConfigError, ClusterError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -127,28 +143,29 @@ def run_on_ray(cfg: PipelineConfig, runs_dir: Path, run_id: str, plan: list[str]
         if resume:
             store.set_run_status(run_id, "running")
         else:
-            (runs_dir / run_id).mkdir(parents=True)
-            (runs_dir / run_id / CONFIG_FILE).write_text(dump(cfg))
+            create_run_files(storage, run_id, cfg, sources)
             store.create_run(run_id, cfg.run.name, dump(cfg))
-            stage_inputs(list(sources), runs_dir / run_id)
-        (runs_dir / run_id / "session.json").write_text(
-            json.dumps({"dashboard_url": session.dashboard_url}))
+        storage.write_text(f"{run_id}/session.json",
+                           json.dumps({"dashboard_url": session.dashboard_url}))
         reporter = RunReporter()
-        reporter.header(run_id, session.dashboard_url, plan, str(runs_dir), session.job_id())
-        driver = Driver(cfg, run_id, runs_dir.resolve(), plan, registry, reporter)
+        reporter.header(run_id, session.dashboard_url, plan, storage.location, session.job_id())
+        driver = Driver(cfg, run_id, storage, plan, registry, reporter)
         try:
             reports = driver.run()
         except InputModelError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        except PhaseFailed as err:
-            reporter.summary(err.reports)
+        except (PhaseFailed, StorageError) as err:
+            reporter.summary(getattr(err, "reports", []))
             print(f"error: {err}", file=sys.stderr)
-            print(f"resume with: forge resume {run_id} --runs-dir {runs_dir}", file=sys.stderr)
+            print(f"resume with: forge resume {run_id} --runs-dir {storage.location}", file=sys.stderr)
             return 1
         reporter.summary(reports)
-        print(f"run {run_id} done; models: forge models --run {run_id} --runs-dir {runs_dir}")
+        print(f"run {run_id} done; models: forge models --run {run_id} --runs-dir {storage.location}")
         return 0
+    except StorageError as err:  # writing the run's files before the first phase
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     finally:
         session.close()
 

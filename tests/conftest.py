@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def ray_session():
     import tests.fixture_phases as fixture_phases
 
     cloudpickle.register_pickle_by_value(fixture_phases)  # workers cannot import tests/
+    # Ray workers mirror URI run storage here, not in ~/.cache/forge (they inherit this env).
+    os.environ["FORGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="forge-worker-cache-")
     # Bound to loopback: tests never talk to another address (subprocess drivers connect here).
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
              object_store_memory=75 * 1024**2, namespace="test", _node_ip_address="127.0.0.1")

@@ -210,8 +210,6 @@ def test_move_replaces_the_destination_in_storage_and_mirrors(shared, node_a, no
     assert tree(node_b.pull(ART)) == new  # B's stale v1 (with old.bin) is replaced
 
 
-@pytest.mark.xfail(strict=True, reason="storage.py bug: move() of a missing source deletes the "
-                   "destination before failing (fix: raise StorageError first)")
 @pytest.mark.parametrize("remote", [False, True], ids=["plain", "file-uri"])
 def test_move_of_a_missing_source_keeps_the_destination(tmp_path, node_a, remote):
     s = node_a if remote else RunStorage(tmp_path / "runs")

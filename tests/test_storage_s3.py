@@ -141,15 +141,11 @@ def test_tune_storage_is_the_s3_filesystem(bucket, node_a, node_b):
     assert node_b.pull("r1/tune/experiment_state.json").read_bytes() == b'{"trials": 2}'
 
 
-@pytest.mark.xfail(strict=True, reason="storage.py bug: uri() appends rel after the URI's query "
-                   "string (…&scheme=http/r1/x), so the result names no object")
 def test_uri_of_a_path_keeps_the_query(bucket, node_a):
     fs, root = open_filesystem(node_a.uri("r1/config.yaml"))
     assert isinstance(fs, pafs.S3FileSystem) and root == f"{bucket}/runs/r1/config.yaml"
 
 
-@pytest.mark.xfail(strict=True, reason="storage.py: pyarrow's OSError for a missing bucket is not "
-                   "turned into StorageError (forge.submit catches only StorageError)")
 def test_missing_bucket_is_a_storage_error(tmp_path, endpoint):
     uri = s3_uri(f"forge-missing-{uuid.uuid4().hex[:8]}", endpoint)
     s = RunStorage(uri, cache_dir=tmp_path / "node")

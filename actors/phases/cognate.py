@@ -70,21 +70,23 @@ class CognatePhase(BasePhase):
 
     def run(self, inputs, ctx: PhaseContext) -> PhaseResult:
         cfg, settings = ctx.config, ctx.settings
-        data = prepare_data(cfg, ctx.run_dir)
+        data = prepare_data(cfg, ctx.run_dir, ctx.storage)
         seed_value = cfg.run.seed if settings.init_seed is None else settings.init_seed
         seed_model = build_seed_model(cfg, len(data.tokenizer), seed_value)
         seed_manifest = save_artifact(seed_model, ctx.artifact_dir("seed"),
                                       metadata={"vocab_size": len(data.tokenizer), "role": "seed"})
+        ctx.storage.push(ctx.rel(ctx.artifact_dir("seed")))  # trainers on other nodes pull it
         seed_id = model_id(ctx.run_id, PHASE, "seed")
-        jobs = [SpecialistJob(ctx.run_id, ctx.run_dir, cfg, spec, ctx.artifact_dir("seed"), seed_id,
-                              seed_manifest["digest"], ctx.artifact_dir(spec.name),
-                              ctx.run_dir / "checkpoints" / PHASE / spec.name)
+        jobs = [SpecialistJob(ctx.run_id, ctx.run_id, cfg, spec, ctx.rel(ctx.artifact_dir("seed")),
+                              seed_id, seed_manifest["digest"], ctx.rel(ctx.artifact_dir(spec.name)),
+                              f"{ctx.run_id}/checkpoints/{PHASE}/{spec.name}", ctx.storage)
                 for spec in settings.specialisations]
         cpus, gpus = trainer_resources(settings, len(jobs))
         results, nodes = run_trainers(jobs, ctx, cpus, gpus)
         seed_metrics = evaluate_split(seed_model, data, cfg)
         ctx.log_metrics(0, seed_metrics, model="seed")
-        states = {name: load_state(ctx.artifact_dir(name)) for name in results}
+        states = {name: load_state(ctx.storage.pull(ctx.rel(ctx.artifact_dir(name))))
+                  for name in results}
         diversity = check_diversity(states, seed_model.state_dict(), settings.diversity_floor)
         ctx.log_metrics(settings.train.steps, diversity)
         key = "text/bits_per_byte"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from ray.tune import PlacementGroupFactory
 
 from actors.evolution import EvolutionScheduler, PopulationSearch, evaluate_candidate
 from actors.resources import gpu_share
@@ -60,7 +61,7 @@ def run_tune(evolution: Evolution, context: TrialContext, ctx: PhaseContext,
     trainable = tune.with_resources(
         tune.with_parameters(evaluate_candidate, context=context,
                              threads=max(1, int(settings.trial_cpus))),
-        {"cpu": settings.trial_cpus, "gpu": gpu_share(settings.trial_gpus)})
+        trial_resources(settings, ctx.config.ray.placement))
     tuner = tune.Tuner(
         trainable,
         param_space={"candidate": tune.grid_search([c.to_dict() for c in first]),
@@ -69,8 +70,7 @@ def run_tune(evolution: Evolution, context: TrialContext, ctx: PhaseContext,
                                     reuse_actors=True, num_samples=1,
                                     trial_dirname_creator=lambda t: f"slot-{t.trial_id}"),
         run_config=tune.RunConfig(
-            storage_path=str(Path(ctx.run_dir) / "checkpoints" / PHASE / "tune"),
-            name=f"attempt-{ctx.attempt}", verbose=0,
+            **tune_storage(ctx), name=f"attempt-{ctx.attempt}", verbose=0,
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     grid = tuner.fit()
@@ -78,6 +78,21 @@ def run_tune(evolution: Evolution, context: TrialContext, ctx: PhaseContext,
     if errors and evolution.state.generation < 0:
         raise RuntimeError(f"evomerge: every trial failed; first error: {errors[0]}")
     return scheduler.results
+
+
+def trial_resources(settings: EvoMergePhaseConfig, placement: str) -> PlacementGroupFactory:
+    """One bundle per trial (its CPUs, GPU fraction when the cluster has GPUs), placed by
+    `ray.placement`: SPREAD puts each new trial on the least loaded node, PACK fills one first."""
+    bundle = {"CPU": settings.trial_cpus}
+    if gpu_share(settings.trial_gpus):
+        bundle["GPU"] = gpu_share(settings.trial_gpus)
+    return PlacementGroupFactory([bundle], strategy="SPREAD" if placement == "spread" else "PACK")
+
+
+def tune_storage(ctx: PhaseContext) -> dict:
+    """Tune keeps its experiment state in the run storage too (any node can reach it)."""
+    path, filesystem = ctx.storage.tune_storage(f"{ctx.run_id}/checkpoints/{PHASE}/tune")
+    return {"storage_path": path, "storage_filesystem": filesystem}
 
 
 @register_phase
@@ -92,15 +107,17 @@ class EvoMergePhase(BasePhase):
         cfg, settings = ctx.config, ctx.settings
         seed = cfg.run.seed if settings.seed is None else settings.seed
         paths = [str(Path(i.path).resolve()) for i in inputs]
-        parents = ParentSet(tuple(paths), tuple(i.digest for i in inputs), *find_base(paths))
+        parents = ParentSet(tuple(ctx.rel(p) for p in paths), tuple(i.digest for i in inputs),
+                            *find_base(paths, ctx.storage))
         work = Path(ctx.run_dir) / "checkpoints" / PHASE
         n_layers = CognateForCausalLM.config_class.from_pretrained(paths[0]).n_layers
         evolution = Evolution(settings, seed, n_layers, work / "state.json", work / "candidates",
-                              parents.fingerprint(settings, seed))
-        data = prepare_data(cfg, ctx.run_dir)
+                              parents.fingerprint(settings, seed), ctx.storage)
+        data = prepare_data(cfg, ctx.run_dir, ctx.storage)
         loaded = {ref.id: CognateForCausalLM.from_pretrained(ref.path) for ref in inputs}
         parent_scores = self._score_parents(loaded, data, ctx)
-        context = TrialContext(dump(cfg), str(ctx.run_dir), parents, str(work / "candidates"))
+        context = TrialContext(dump(cfg), ctx.run_id, parents, ctx.rel(work / "candidates"),
+                               ctx.storage)
         results: list[dict] = []
         if not evolution.finished():
             results = run_tune(evolution, context, ctx, settings)

@@ -13,7 +13,10 @@ class RunConfig:
 
     name: str = option("forge", "A label for the run, shown in `forge status`.")
     seed: int = option(0, "Seed for every random choice of the run.", ge=0)
-    runs_dir: str = option("runs", "Directory (or later a URI) holding runs/<run_id>/ and registry.db.")
+    runs_dir: str = option("runs", "Where runs live: a directory every node sees, or a URI "
+                                   "(s3://bucket/prefix, gs://..., file:///...) when nodes share "
+                                   "no disk; see docs/cluster.md. registry.db sits beside a "
+                                   "directory, or on the head node's disk for a URI.")
     device: Literal["auto", "cpu", "cuda"] = option(
         "auto", "Torch device: 'auto' uses CUDA when torch sees it, else the CPU.")
 

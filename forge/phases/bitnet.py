@@ -121,7 +121,8 @@ def fingerprint(ref: ModelRef, cfg: PipelineConfig) -> str:
 
 def fine_tune(model: nn.Module, data: RunData, cfg: PipelineConfig, ckpt_dir: Path,
               ckpt_fingerprint: str, log: Callable[[int, dict], None],
-              progress: Callable[[int, int], None]) -> tuple[LoopOutcome, dict[str, float]]:
+              progress: Callable[[int, int], None],
+              on_checkpoint: Callable[[], None] = lambda: None) -> tuple[LoopOutcome, dict[str, float]]:
     """STE fine-tuning (arXiv 2402.17764: gradients of W_q pass to the latent W) with MuGrokfast
     (`optim.bitnet`) in the Phase 1 loop: batches are a pure function of the step and
     checkpoints under `ckpt_dir` resume exactly. Returns the outcome and QK-clip counts."""
@@ -149,7 +150,7 @@ def fine_tune(model: nn.Module, data: RunData, cfg: PipelineConfig, ckpt_dir: Pa
         model.gradient_checkpointing_enable()
     trainer = Trainer(OUTPUT_NAME, model, optimizer, batches, loop_settings(s.train), ckpt_dir,
                       ckpt_fingerprint, device, log, progress,
-                      before_step=before_step, after_step=after_step)
+                      before_step=before_step, after_step=after_step, on_checkpoint=on_checkpoint)
     return trainer.run(), clips
 
 
@@ -198,8 +199,11 @@ def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
     """The whole phase for one input model (module docstring); returns its PhaseResult."""
     cfg, s = ctx.config, ctx.settings
     started = time.time()
+    tokenizer = ctx.storage.pull(ctx.rel(ctx.run_dir / TOKENIZER_FILE))
     tokenizer_from = sync_tokenizer(ref, ctx.run_dir)  # before prepare_data reads or trains one
-    data = prepare_data(cfg, ctx.run_dir)
+    if tokenizer.is_file():
+        ctx.storage.push(ctx.rel(tokenizer))
+    data = prepare_data(cfg, ctx.run_dir, ctx.storage)
     fp = load_input(ref, len(data.tokenizer))
     total = s.train.steps
     ctx.progress(0, total, "evaluating the fp model")
@@ -215,10 +219,11 @@ def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
     ptq_metrics = evaluate_split(model, data, cfg)
     ctx.log_metrics(0, pick(ptq_metrics), model="ternary_ptq")
 
-    ckpt_dir = ctx.run_dir / "checkpoints" / PHASE / OUTPUT_NAME
+    ckpt_dir, push_checkpoints = ctx.storage.working_copy(
+        ctx.rel(ctx.run_dir / "checkpoints" / PHASE / OUTPUT_NAME))
     outcome, clips = fine_tune(model, data, cfg, ckpt_dir, fingerprint(ref, cfg),
                                lambda step, v: ctx.log_metrics(step, v, model=OUTPUT_NAME),
-                               ctx.progress)
+                               ctx.progress, push_checkpoints)
     model.cpu().eval()
     round_to_dtype(model, torch_dtype(s.dtype))  # what the artifact holds: the numbers below are the artifact's
     ste_metrics = evaluate_split(model, data, cfg)

@@ -22,6 +22,7 @@ from forge.optim import build_optimizer
 from forge.phases.cognate_config import PHASE, Specialisation
 from forge.phases.common import RunData, evaluate_split, pick_device, prepare_data
 from forge.pipeline.artifacts import save_artifact
+from forge.storage import RunStorage
 from forge.training.loop import LoopSettings, Trainer
 
 OUTPUT_METADATA = ("specialisation", "vocab_size", "seed_model")
@@ -97,6 +98,15 @@ class SpecialistJob:
     seed_digest: str
     out_dir: Path
     checkpoint_dir: Path
+    storage: RunStorage | None = None  # set: the paths above are storage paths (any node trains)
+
+    def pulled(self, path: str | Path) -> Path:
+        """`path` on this node, pulled from the run storage first when there is one."""
+        return self.storage.pull(str(path)) if self.storage else Path(path)
+
+    def push(self, path: str | Path) -> None:
+        if self.storage:
+            self.storage.push(str(path))
 
     @property
     def fingerprint(self) -> str:
@@ -123,8 +133,9 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
     cfg, spec = job.config, job.spec
     settings = cfg.phase(PHASE)
     device = pick_device(cfg.run.device)
-    data = prepare_data(cfg, job.run_dir)
-    model = CognateForCausalLM.from_pretrained(job.seed_path).to(device)
+    run_dir = job.storage.local(str(job.run_dir)) if job.storage else job.run_dir
+    data = prepare_data(cfg, run_dir, job.storage)
+    model = CognateForCausalLM.from_pretrained(job.pulled(job.seed_path)).to(device)
     specialise(model, spec)
     if settings.train.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -134,8 +145,9 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
                                 task_weights_for(spec, cfg))
     before_step, after_step = optimizer.hooks()
     trainer = Trainer(spec.name, model, optimizer, batches, loop_settings(settings.train),
-                      job.checkpoint_dir, job.fingerprint, device, log, progress,
-                      before_step=before_step, after_step=after_step)
+                      job.pulled(job.checkpoint_dir), job.fingerprint, device, log, progress,
+                      before_step=before_step, after_step=after_step,
+                      on_checkpoint=lambda: job.push(job.checkpoint_dir))
     outcome = trainer.run()
     if outcome.resumed_from == 0:
         log(0, {"trainer/started_at": started})
@@ -143,10 +155,12 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
     metrics.update({"train/final_loss": outcome.final_loss, "train/tokens_per_s": outcome.tokens_per_s,
                     "train/resumed_from": float(outcome.resumed_from),
                     "train/recoveries": float(outcome.recoveries)})
-    save_artifact(model.cpu(), job.out_dir, [job.seed_id], metrics,
+    out_dir = job.storage.local(str(job.out_dir)) if job.storage else job.out_dir
+    save_artifact(model.cpu(), out_dir, [job.seed_id], metrics,
                   {"specialisation": spec.name, "vocab_size": model.config.vocab_size,
                    "seed_model": job.seed_id, "act_threshold": spec.act_threshold,
                    "seed_dir": "../seed"})  # the common base of later merges, beside this model
+    job.push(job.out_dir)
     log(outcome.steps_done, {"trainer/ended_at": time.time(), **metrics})
     return metrics
 

@@ -13,6 +13,7 @@ from forge.data.tasks import TaskSplits, load_tasks, task_texts
 from forge.data.text import Corpus, load_corpus
 from forge.data.tokenizer import TOKENIZER_FILE, load_tokenizer, save_tokenizer, train_tokenizer
 from forge.eval import evaluate
+from forge.storage import RunStorage
 
 
 @dataclass
@@ -24,20 +25,25 @@ class RunData:
     tokenizer: PreTrainedTokenizerFast
 
 
-def prepare_data(cfg: PipelineConfig, run_dir: Path) -> RunData:
+def prepare_data(cfg: PipelineConfig, run_dir: Path, storage: RunStorage | None = None) -> RunData:
     """Load the corpus and tasks; train the tokenizer once per run and save it in the run dir.
 
-    Later calls (other phases, trainers on other processes) load `run_dir/tokenizer.json`, so every
-    model of a run shares one vocabulary.
+    Later calls (other phases, trainers on other processes and nodes) load `run_dir/tokenizer.json`,
+    pulled from the run storage when one is given, so every model of a run shares one vocabulary.
     """
     corpus, tasks = load_corpus(cfg.data), load_tasks(cfg.data)
     saved = Path(run_dir) / TOKENIZER_FILE
+    rel = storage.rel(saved) if storage is not None else None
+    if rel is not None:
+        storage.pull(rel)
     if saved.is_file():
         tokenizer = load_tokenizer(saved)
     else:
         texts = corpus.train + task_texts(tasks.train)
         tokenizer = train_tokenizer(texts, cfg.data.vocab_size, cfg.data.tokenizer_cache)
         save_tokenizer(tokenizer, run_dir)
+        if rel is not None:
+            storage.push(rel)
     return RunData(corpus, tasks, tokenizer)
 
 

@@ -3,8 +3,8 @@ one candidate, and the generation-to-generation bookkeeping (DESIGN.md section 5
 
 The Ray side (`actors/phases/evomerge.py`) scores each generation's candidates as Ray Tune trials
 and calls `Evolution.advance` at the generation barrier of its PBT-style scheduler. Candidate
-weights live on shared storage (`run_dir/checkpoints/evomerge/candidates/<id>/`), so a trial is
-sent ids and paths, never tensors.
+weights live in the run storage (`<run>/checkpoints/evomerge/candidates/<id>/`), so a trial is
+sent ids and storage paths, never tensors, and pulls what it needs onto its own node.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import functools
 import hashlib
 import json
 import math
+import posixpath
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -31,13 +33,14 @@ from forge.models import CognateConfig, CognateForCausalLM
 from forge.phases.common import RunData, prepare_data
 from forge.phases.evomerge_config import PHASE, EvoMergePhaseConfig, SampleSizes
 from forge.pipeline.artifacts import ArtifactError, read_manifest, save_artifact, verify_artifact
+from forge.storage import RunStorage
 
 SEED_METADATA = "seed_dir"  # Phase 1 names its seed model (the common base) relative to a model
 
 
 @dataclass(frozen=True)
 class ParentSet:
-    """Where the parents and their common ancestor are (paths and digests: cheap to ship)."""
+    """Where the parents and their common ancestor are (storage paths and digests: cheap to ship)."""
 
     paths: tuple[str, ...]
     digests: tuple[str, ...]
@@ -50,18 +53,19 @@ class ParentSet:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def find_base(parent_paths: list[str]) -> tuple[str | None, str | None]:
-    """(path, digest) of the parents' shared seed model when every parent names the same one
-    and it verifies; (None, None) otherwise."""
+def find_base(parent_paths: list[str], storage: RunStorage) -> tuple[str | None, str | None]:
+    """(storage path, digest) of the parents' shared seed model when every parent (pulled onto
+    this node, paths under `storage.local()`) names the same one and it verifies; else
+    (None, None)."""
     found = set()
     for path in parent_paths:
         rel = read_manifest(path).get("metadata", {}).get(SEED_METADATA)
-        found.add((Path(path) / rel).resolve() if rel else None)
+        found.add(posixpath.normpath(f"{storage.rel(path)}/{rel}") if rel else None)
     if len(found) != 1 or None in found:
         return None, None
     (base,) = found
     try:
-        return str(base), verify_artifact(base)["digest"]
+        return base, verify_artifact(storage.pull(base))["digest"]
     except ArtifactError:
         return None, None
 
@@ -73,12 +77,17 @@ def _load(path: str, digest: str) -> tuple[StateDict, CognateConfig]:
     return {k: v.detach() for k, v in model.state_dict().items()}, model.config
 
 
-def load_parents(parents: ParentSet) -> tuple[list[StateDict], StateDict, CognateConfig]:
+def _load_stored(storage: RunStorage, rel: str, digest: str) -> tuple[StateDict, CognateConfig]:
+    return _load(str(storage.pull(rel)), digest)
+
+
+def load_parents(parents: ParentSet,
+                 storage: RunStorage) -> tuple[list[StateDict], StateDict, CognateConfig]:
     """The parents' state dicts, the base (TIES/DARE task vectors start there) and the config."""
-    loaded = [_load(p, d) for p, d in zip(parents.paths, parents.digests)]
+    loaded = [_load_stored(storage, p, d) for p, d in zip(parents.paths, parents.digests)]
     sds, config = [sd for sd, _ in loaded], loaded[0][1]
     if parents.base_path is not None:
-        base = _load(parents.base_path, parents.base_digest)[0]
+        base = _load_stored(storage, parents.base_path, parents.base_digest)[0]
     else:  # documented fallback: task vectors relative to the parents' mean
         base = {k: torch.stack([sd[k].float() for sd in sds]).mean(0).to(sds[0][k].dtype)
                 for k in sds[0]}
@@ -93,9 +102,13 @@ def _config(config_yaml: str) -> PipelineConfig:
     return from_yaml_text(config_yaml)
 
 
+def _run_data(ctx: TrialContext) -> RunData:
+    return _cached_data(ctx.config_yaml, ctx.storage, ctx.run_dir)
+
+
 @functools.lru_cache(maxsize=2)
-def _run_data(config_yaml: str, run_dir: str) -> RunData:
-    return prepare_data(_config(config_yaml), Path(run_dir))
+def _cached_data(config_yaml: str, storage: RunStorage, run_rel: str) -> RunData:
+    return prepare_data(_config(config_yaml), storage.local(run_rel), storage)
 
 
 def sample_eval(cfg: PipelineConfig, sizes: SampleSizes):
@@ -119,13 +132,15 @@ class TrialContext:
     """What every trial shares, sent once (Tune's `with_parameters`)."""
 
     config_yaml: str
-    run_dir: str
+    run_dir: str  # storage paths, like everything below
     parents: ParentSet
     candidates_dir: str
+    storage: RunStorage
 
 
 def candidate_dir(ctx: TrialContext, candidate_id: str) -> Path:
-    return Path(ctx.candidates_dir) / candidate_id
+    """Where a scored candidate is on this node, pulled from the run storage."""
+    return ctx.storage.pull(f"{ctx.candidates_dir}/{candidate_id}")
 
 
 def _fitness_of(path: Path) -> float | None:
@@ -150,13 +165,13 @@ def score_candidate(ctx: TrialContext, candidate: Candidate,
     cached = _fitness_of(out)
     if cached is not None:
         return {"fitness": cached, "cached": 1.0, "eval_started": started, "eval_ended": time.time()}
-    parents, base, config = load_parents(ctx.parents)
-    built = {s: _load(str(candidate_dir(ctx, s)), read_manifest(candidate_dir(ctx, s))["digest"])
-             for s in candidate.sources}
+    parents, base, config = load_parents(ctx.parents, ctx.storage)
+    built = {s: _load(str(path), read_manifest(path)["digest"])
+             for s, path in ((s, candidate_dir(ctx, s)) for s in candidate.sources)}
     sd, merged_cfg = build_candidate(candidate, parents, base, config, built, source_fitness)
     model = CognateForCausalLM(merged_cfg)
     model.load_state_dict(sd)
-    metrics = score_model(model, _run_data(ctx.config_yaml, ctx.run_dir), cfg,
+    metrics = score_model(model, _run_data(ctx), cfg,
                           settings.fitness_eval, "validation")
     value = fitness(metrics, settings.evolve.fitness)
     metrics["fitness"] = value if math.isfinite(value) else -math.inf
@@ -166,6 +181,7 @@ def score_candidate(ctx: TrialContext, candidate: Candidate,
                   metadata={"candidate": candidate.to_dict(), "vocab_size": merged_cfg.vocab_size})
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
+    ctx.storage.push(ctx.storage.rel(out))
     return {**metrics, "cached": 0.0, "eval_started": started, "eval_ended": time.time()}
 
 
@@ -183,9 +199,12 @@ class Evolution:
     """
 
     def __init__(self, settings: EvoMergePhaseConfig, seed: int, n_layers: int, state_path: Path,
-                 candidates_dir: Path, fingerprint: str):
+                 candidates_dir: Path, fingerprint: str, storage: RunStorage | None = None):
         self.settings, self.evolve, self.seed = settings, settings.evolve, seed
         self.state_path, self.candidates_dir, self.fingerprint = state_path, candidates_dir, fingerprint
+        self.storage = storage or RunStorage(state_path.parent)  # default: the files themselves
+        for path in (self.state_path, self.log_path):  # an earlier attempt's, maybe another node's
+            self.storage.pull(self.storage.rel(path))
         self.state = self._resume() or EvolutionState.start(self.evolve)
         self.resumed_from = self.state.generation + 1  # the first generation this attempt scores
         if self.state.generation < 0:
@@ -257,12 +276,17 @@ class Evolution:
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "state": self.state.to_dict()}))
         tmp.replace(self.state_path)
+        for path in (self.state_path, self.log_path):
+            if path.is_file():
+                self.storage.push(self.storage.rel(path))
 
     def collect_garbage(self) -> None:
         """Drop candidate weights older than `keep_generations`, except the best so far."""
         oldest = self.state.generation - self.settings.keep_generations + 1
         keep = {self.state.best_id}
-        for path in self.candidates_dir.glob("g*-c*"):
-            gen = int(path.name[1:path.name.index("-")])
-            if gen < oldest and path.name not in keep:
-                shutil.rmtree(path, ignore_errors=True)
+        stored = self.storage.rel(self.candidates_dir)
+        for name in self.storage.listdir(stored):
+            if not re.fullmatch(r"g\d+-c.*", name):
+                continue
+            if int(name[1:name.index("-")]) < oldest and name not in keep:
+                self.storage.remove(f"{stored}/{name}")

@@ -214,7 +214,7 @@ def run_quiet_star(inputs: list[ModelRef], ctx: PhaseContext) -> PhaseResult:
     cfg, s = ctx.config, ctx.settings
     seed = cfg.run.seed if s.seed is None else s.seed
     device = pick_device(cfg.run.device)
-    data = prepare_data(cfg, ctx.run_dir)
+    data = prepare_data(cfg, ctx.run_dir, ctx.storage)
     source = inputs[0]
     torch.manual_seed(seed)
     base = CognateForCausalLM.from_pretrained(source.path).to(device).eval()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from forge.pipeline.artifacts import ArtifactError, ModelRef, sha256_file, verify_artifact
 from forge.registry import RegistryError, RegistryStore
+from forge.storage import RunStorage
 
 INPUTS_DIR = "inputs"
 TOKENIZER_FILE = "tokenizer.json"  # forge.data.tokenizer's name (not imported: it loads transformers)
@@ -37,8 +38,8 @@ class InputSource:
     tokenizer: str | None = None  # the tokenizer.json of the run the model came from, if found
 
 
-def _registry_path(spec: str, runs_dir: Path) -> tuple[Path, str] | None:
-    db = runs_dir / "registry.db"
+def _registry_path(spec: str, storage: RunStorage) -> tuple[Path, str] | None:
+    db = storage.registry_path
     if spec.count("/") != 2 or not db.is_file():
         return None
     store = RegistryStore(db, readonly=True)
@@ -48,20 +49,23 @@ def _registry_path(spec: str, runs_dir: Path) -> tuple[Path, str] | None:
         return None
     finally:
         store.close()
-    return runs_dir / row["path"], row["sha256"]
+    storage.pull(row["path"].rsplit("/", 2)[0] + "/" + TOKENIZER_FILE)  # the run's vocabulary
+    return storage.pull(row["path"]), row["sha256"]
 
 
-def resolve_inputs(specs: tuple[str, ...] | list[str], runs_dir: Path) -> list[InputSource]:
+def resolve_inputs(specs: tuple[str, ...] | list[str],
+                   runs: str | Path | RunStorage) -> list[InputSource]:
     """Check every entry: a registered id (its artifact must match the registry's digest) or an
     artifact directory (its files must match its manifest). InputModelError names the entry."""
+    storage = runs if isinstance(runs, RunStorage) else RunStorage(runs)
     sources = []
     for i, spec in enumerate(specs):
         where = f"pipeline.inputs[{i}]"
-        found = _registry_path(spec, Path(runs_dir))
+        found = _registry_path(spec, storage)
         path, expected = found if found else (Path(spec), None)
         if not path.is_dir():
             raise InputModelError(f"{where}: {spec!r} is neither an artifact directory nor a model "
-                                  f"id in {Path(runs_dir) / 'registry.db'}")
+                                  f"id in {storage.registry_path}")
         try:
             manifest = verify_artifact(path, expected)
         except (ArtifactError, KeyError) as err:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol
 from forge.config import PhaseConfig, PipelineConfig
 from forge.pipeline.artifacts import ModelRef, read_manifest
 from forge.pipeline.contract import HandoffContract, HandoffError
+from forge.storage import RunStorage
 
 
 class Recorder(Protocol):
@@ -36,6 +37,12 @@ class PhaseContext:
     config: PipelineConfig
     recorder: Recorder
     extra_sinks: list = field(default_factory=list)  # e.g. a W&B run; each has .log(dict, step)
+    storage: RunStorage | None = None  # where the run lives; None: run_dir's parent directory
+
+    def __post_init__(self) -> None:
+        self.run_dir, self.out_dir = Path(self.run_dir), Path(self.out_dir)
+        if self.storage is None:
+            self.storage = RunStorage(self.run_dir.parent)
 
     @property
     def settings(self) -> PhaseConfig:
@@ -43,6 +50,10 @@ class PhaseContext:
 
     def artifact_dir(self, name: str) -> Path:
         return self.out_dir / name
+
+    def rel(self, path: str | Path) -> str:
+        """`path` on this node as a storage path other nodes can `pull`."""
+        return self.storage.rel(path)
 
     def log_metrics(self, step: int, values: dict[str, float], model: str = "") -> None:
         """The one metrics call: registry rows and W&B (when enabled) for this phase."""

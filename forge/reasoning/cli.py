@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def model_folder(spec: str, runs_dir: Path) -> Path:
+def model_folder(spec: str, runs_dir: str) -> Path:
     """The artifact folder of a model folder or registered id; GenerateInputError otherwise."""
     if Path(spec).is_dir():
         return Path(spec)
@@ -68,7 +68,7 @@ def generate(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]]]:
     from forge.reasoning.generate import think_generate
 
     check_options(args)
-    folder = model_folder(args.model, Path(args.runs_dir))
+    folder = model_folder(args.model, args.runs_dir)
     try:
         model = load_model(folder)
     except EvalInputError as err:

@@ -1,7 +1,6 @@
 """Clean-up policy: keep the newest N runs, drop failed runs older than D days, compact."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -26,12 +25,16 @@ def runs_to_drop(runs: list[dict], keep_runs: int, drop_failed_after_days: float
 
 def collect_garbage(store: RegistryStore, runs_dir: str | Path, keep_runs: int,
                     drop_failed_after_days: float, dry_run: bool = False) -> list[str]:
-    """Apply the policy: delete the runs' rows and directories, then compact the database."""
+    """Apply the policy: delete the runs' rows and directories (in the run storage and this
+    node's mirror of it), then compact the database."""
+    from forge.storage import RunStorage
+
+    storage = RunStorage(runs_dir)
     drop = runs_to_drop(store.list_runs(), keep_runs, drop_failed_after_days)
     if dry_run:
         return drop
     for run_id in drop:
         store.delete_run(run_id)
-        shutil.rmtree(Path(runs_dir) / run_id, ignore_errors=True)
+        storage.remove(run_id)
     store.compact()
     return drop

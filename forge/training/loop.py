@@ -80,12 +80,14 @@ class Trainer:
                  device: torch.device, log: Callable[[int, dict], None],
                  progress: Callable[[int, int], None] = lambda done, total: None,
                  before_step: Callable[[], None] = lambda: None,
-                 after_step: Callable[[], None] = lambda: None):
+                 after_step: Callable[[], None] = lambda: None,
+                 on_checkpoint: Callable[[], None] = lambda: None):
         self.name, self.model, self.optimizer = name, model, optimizer
         self.batch_for_step, self.settings = batch_for_step, settings
         self.ckpt_root, self.fingerprint, self.device = Path(ckpt_root), fingerprint, device
         self.log, self.progress = log, progress
         self.before_step, self.after_step = before_step, after_step
+        self.on_checkpoint = on_checkpoint  # e.g. push the checkpoints to the run storage
         self.guard = DivergenceGuard(name, settings.divergence_factor, settings.divergence_grace)
         self.step, self.lr_scale, self.recoveries = 0, 1.0, 0
         self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda"
@@ -159,6 +161,7 @@ class Trainer:
             if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
                 save_checkpoint(self.ckpt_root, self.step, self.model, self.state_dict(),
                                 self.settings.keep_checkpoints)
+                self.on_checkpoint()
         rate = tokens / max(1e-9, time.perf_counter() - started)
         return LoopOutcome(self.step, start_step, loss, self.recoveries, rate)
 
