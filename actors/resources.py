@@ -21,13 +21,14 @@ def gpu_share(requested: float) -> float:
 
 def actor_options(res: Resources, placement: str, **extra) -> dict:
     """`.options(...)` keyword arguments for an actor with resources `res`. An actor that asks
-    for nothing (a coordinator: Phase 1 and 2 only start trainers and trials) stays on the
-    driver's node when it can, so losing a worker never takes the coordinator with it."""
+    for nothing (a coordinator: Phase 1 and 2 only start trainers and trials) runs on the head
+    node, beside the registry: losing a worker never takes the coordinator with it, and the head
+    can always take it. (A soft affinity is not enough: measured, Ray 2.60 put a 0-CPU actor
+    with a soft head affinity on a worker although the head was free.)"""
     gpus = gpu_share(res.num_gpus)
     strategy = scheduling_strategy(placement)
     if res.num_cpus == 0 and gpus == 0 and not res.custom:
-        strategy = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                                  soft=True)
+        strategy = NodeAffinitySchedulingStrategy(head_node_id(), soft=False)
     return {"num_cpus": res.num_cpus, "num_gpus": gpus, "resources": dict(res.custom) or None,
             "scheduling_strategy": strategy, **extra}
 
@@ -52,3 +53,12 @@ def _down(x: float) -> float:
 def node_cpus() -> list[float]:
     """CPUs of every live node of the cluster."""
     return [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]
+
+
+def head_node_id() -> str:
+    """The head node (Ray gives it the `node:__internal_head__` resource); this process's node
+    when none is found."""
+    for node in ray.nodes():
+        if node["Alive"] and "node:__internal_head__" in node["Resources"]:
+            return node["NodeID"]
+    return ray.get_runtime_context().get_node_id()

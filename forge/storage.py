@@ -100,7 +100,8 @@ class RunStorage:
         if not self.remote:
             return Path(self.location).resolve()
         cache = Path(self._cache_dir) if self._cache_dir else default_cache_dir()
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.location)[-60:]
+        parts = urlsplit(self.location)  # readable: scheme, bucket and path (no secret, no query)
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{parts.scheme}_{parts.hostname}{parts.path}")[-60:]
         tag = hashlib.sha256(self.location.encode()).hexdigest()[:10]
         return cache / "runs" / f"{slug}-{tag}"
 

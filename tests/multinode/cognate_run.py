@@ -2,12 +2,15 @@
 
 Run by tests/multinode/ in a subprocess (see procs.run_scenario), never inside pytest:
 
-    python tests/multinode/cognate_run.py cognate-two-node  --runs-dir DIR [--steps N]
+    python tests/multinode/cognate_run.py cognate-two-node  --runs-dir DIR [--steps N] [--config Y]
     python tests/multinode/cognate_run.py cognate-node-loss --runs-dir DIR [--steps N] [--after-step K]
 
-Both: a head with 0 CPUs (it hosts only the RegistryActor) and two workers with 1 CPU each;
-`ray.placement=spread` and `trainer_cpus=0.5`, so the three trainers can be spread over both
-workers (at the default equal share, 0.66 CPU, only one trainer fits a 1-CPU node at a time).
+Both: a head with 0 CPUs (it hosts the RegistryActor and the 0-CPU PhaseActor) and two workers
+with 1 CPU each; `ray.placement=spread` and `trainer_cpus=0.5`, so the three trainers can be
+spread over both workers (at the default equal share, 0.66 CPU, only one trainer fits a 1-CPU node
+at a time). With `--cache-root DIR` every node gets its own FORGE_CACHE_DIR (DIR/head,
+DIR/worker-0, ...): given a URI `--runs-dir` (file:///...), no node can read another's files
+except through the run storage, as on machines without a shared disk.
 
 `cognate-two-node`: this process connects and runs `forge.submit.main`.
 `cognate-node-loss`: a separate driver process runs `forge.submit --address`; once the trainers
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from actors.bench.cluster import node_args  # noqa: E402
+from forge.storage import CACHE_ENV, RunStorage  # noqa: E402
 
 TINY = str(ROOT / "tests" / "cognate_tiny.yaml")
 TRAINER_CPUS = 0.5
@@ -45,21 +49,33 @@ def submit_args(args) -> list[str]:
     sets = ["ray.placement=spread", f"phases.cognate.trainer_cpus={TRAINER_CPUS}",
             f"phases.cognate.train.steps={args.steps}",
             f"phases.cognate.train.checkpoint_every={args.checkpoint_every}",
-            f"data.tokenizer_cache={Path(args.runs_dir).parent / 'tok'}"]
-    out = ["--config", TINY, "--runs-dir", args.runs_dir]
+            f"data.tokenizer_cache={Path(args.cache_root or args.runs_dir).parent / 'tok'}"]
+    out = ["--config", args.config, "--runs-dir", args.runs_dir]
     for s in sets:
         out += ["--set", s]
     return out
 
 
-def start_cluster():
+def node_cache(args, name: str) -> str | None:
+    return str(Path(args.cache_root) / name) if args.cache_root else None
+
+
+def start_cluster(args):
     from ray.cluster_utils import Cluster
 
     started = time.monotonic()
-    cluster = Cluster(initialize_head=True, head_node_args=node_args(0, head=True))
-    workers = [cluster.add_node(**node_args(1, head=False)) for _ in range(2)]
+    cluster = Cluster(initialize_head=True,
+                      head_node_args=node_args(0, head=True, cache_dir=node_cache(args, "head")))
+    workers = [cluster.add_node(**node_args(1, head=False, cache_dir=node_cache(args, f"worker-{i}")))
+               for i in range(2)]
     cluster.wait_for_nodes()
     return cluster, workers, time.monotonic() - started
+
+
+def actors_by_phase(cluster) -> dict:
+    """Phase -> {node, restarts, state} of its PhaseActor (named '<phase>/<run id>')."""
+    return {name.split("/")[0]: a for name, a in actors(cluster).items()
+            if a["class"] == "PhaseActor"}
 
 
 def actors(cluster) -> dict:
@@ -106,23 +122,29 @@ def two_node(args) -> dict:
 
     from forge.submit import main
 
-    cluster, workers, up_s = start_cluster()
+    cluster, workers, up_s = start_cluster(args)
     try:
         ray.init(address=cluster.address, namespace="forge", log_to_driver=False)
         started = time.monotonic()
         code = main(submit_args(args))
         return {"exit": code, "cluster_up_s": round(up_s, 2),
                 "pipeline_s": round(time.monotonic() - started, 2),
-                "head_node": cluster.head_node.node_id,
-                "worker_nodes": [w.node_id for w in workers], "actors": actors(cluster)}
+                "head_node": cluster.head_node.node_id, "registry": str(registry_path(args)),
+                "worker_nodes": [w.node_id for w in workers], "actors": actors(cluster),
+                "actors_by_phase": actors_by_phase(cluster)}
     finally:
         ray.shutdown()
         cluster.shutdown()
 
 
+def registry_path(args) -> Path:
+    """The registry the driver (on the head) writes: beside the runs, or in the head's mirror."""
+    return RunStorage(args.runs_dir).registry_path
+
+
 def node_loss(args) -> dict:
-    db = Path(args.runs_dir) / "registry.db"
-    cluster, workers, up_s = start_cluster()
+    db = registry_path(args)
+    cluster, workers, up_s = start_cluster(args)
     driver = None
     try:
         driver = subprocess.Popen(
@@ -148,7 +170,7 @@ def node_loss(args) -> dict:
         victims = sorted(n for n, node in placed_before.items() if node == victim.node_id)
         # 2. A replacement worker joins now (after placement, so no trainer starts there), while
         #    training runs: joining takes seconds.
-        second = cluster.add_node(**node_args(1, head=False))
+        second = cluster.add_node(**node_args(1, head=False, cache_dir=node_cache(args, "worker-2")))
         cluster.wait_for_nodes()
         # 3. Once the victim's trainers have logged past a checkpoint, the victim goes.
         wait_for(f"victims {victims} reaching step {args.after_step}",
@@ -163,7 +185,7 @@ def node_loss(args) -> dict:
                 "trainers_before": placed_before, "phase_node": phase_node,
                 "victim_node": victim.node_id, "second_node": second.node_id,
                 "worker_nodes": [w.node_id for w in workers],
-                "head_node": cluster.head_node.node_id,
+                "head_node": cluster.head_node.node_id, "registry": str(db),
                 "actors": actors(cluster), "driver_output": out[-4000:]}
     finally:
         if driver is not None and driver.poll() is None:
@@ -175,12 +197,17 @@ def node_loss(args) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scenario", choices=("cognate-two-node", "cognate-node-loss"))
-    p.add_argument("--runs-dir", required=True)
+    p.add_argument("--runs-dir", required=True, help="a directory or a URI (run.runs_dir)")
+    p.add_argument("--config", default=TINY, help="pipeline YAML (default tests/cognate_tiny.yaml)")
+    p.add_argument("--cache-root", default=None,
+                   help="give each node its own FORGE_CACHE_DIR under this directory")
     p.add_argument("--steps", type=int, default=12, help="phases.cognate.train.steps")
     p.add_argument("--checkpoint-every", type=int, default=4)
     p.add_argument("--after-step", type=int, default=12,
                    help="node-loss: loss step the victim's trainers must reach first")
     args = p.parse_args()
+    if args.cache_root:  # this process and the driver it starts play the head node's part
+        os.environ[CACHE_ENV] = node_cache(args, "head")
     result = two_node(args) if args.scenario == "cognate-two-node" else node_loss(args)
     print("RESULT " + json.dumps(result), flush=True)
     return 0 if result["exit"] == 0 else 1

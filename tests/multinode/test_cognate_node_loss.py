@@ -2,7 +2,11 @@
 the trainers are placed a replacement worker joins; once the trainers of the victim worker (one
 without the PhaseActor) have logged past a checkpoint, the victim is removed. Its trainers restart
 on another node (phases.cognate.trainer_max_restarts), resume from their checkpoints
-(`train/resumed_from` > 0), and the run completes with every loss row exactly once."""
+(`train/resumed_from` > 0), and the run completes with every loss row exactly once. The runs are
+in a URI run storage and every node has its own cache directory, so the checkpoints the restarted
+trainers resume from can only have come through the storage."""
+from pathlib import Path
+
 import pytest
 
 from tests.multinode.procs import COGNATE_SCENARIOS, run_scenario
@@ -15,9 +19,9 @@ AFTER_STEP = 10
 
 
 def test_worker_lost_mid_cognate_trainers_resume_from_checkpoints(tmp_path):
-    runs_dir = tmp_path / "runs"
-    result = run_scenario("cognate-node-loss", runs_dir, "--steps", str(STEPS),
-                          "--checkpoint-every", str(CHECKPOINT_EVERY),
+    shared, caches = tmp_path / "shared", tmp_path / "nodes"
+    result = run_scenario("cognate-node-loss", shared.as_uri(), "--steps", str(STEPS),
+                          "--checkpoint-every", str(CHECKPOINT_EVERY), "--cache-root", str(caches),
                           "--after-step", str(AFTER_STEP), timeout=200, script=COGNATE_SCENARIOS)
     assert result["exit"] == 0 and result["process_exit"] == 0, result["output"][-6000:]
     print({k: result[k] for k in ("cluster_up_s", "victims", "steps_at_remove", "after_remove_s",
@@ -35,7 +39,7 @@ def test_worker_lost_mid_cognate_trainers_resume_from_checkpoints(tmp_path):
             assert trainers[name]["node"] != result["victim_node"]
         else:
             assert trainers[name]["restarts"] == 0
-    run = check_cognate_run(runs_dir, STEPS)  # loss at 2, 4, ..., STEPS once each; 4 models
+    run = check_cognate_run(Path(result["registry"]), STEPS)  # loss at 2, 4, ..., STEPS once each; 4 models
     resumed = {m["model"]: m["value"] for m in run["metrics"] if m["name"] == "train/resumed_from"}
     for name in NAMES:
         if name in victims:
