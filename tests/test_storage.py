@@ -196,7 +196,9 @@ def test_pruned_checkpoints_are_deleted_from_storage_on_push(shared, node_a, nod
     assert tree(node_b.local(ckpt)) == tree(node_a.local(ckpt)) == tree(shared / ckpt)
 
 
-def test_move_replaces_the_destination_in_storage_and_mirrors(shared, node_a, node_b):
+def stage_and_move(node_a, node_b) -> dict:
+    """B holds v1 of ART; A stages v2 and moves it over ART, as the driver commits a phase.
+    Returns v2's files."""
     make_artifact(node_a.local(ART), seed=0, extra={"old.bin": b"v1"})
     node_a.push(ART)
     node_b.pull(ART)
@@ -204,6 +206,11 @@ def test_move_replaces_the_destination_in_storage_and_mirrors(shared, node_a, no
     node_a.push("r1/staging/champion")
     new = tree(node_a.local("r1/staging/champion"))
     node_a.move("r1/staging/champion", ART)
+    return new
+
+
+def test_move_replaces_the_destination_in_storage_and_mirrors(shared, node_a, node_b):
+    new = stage_and_move(node_a, node_b)
     assert tree(shared / ART) == new and tree(node_a.local(ART)) == new
     assert not node_a.exists("r1/staging/champion")
     assert not node_a.local("r1/staging/champion").exists()

@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 
 from forge.pipeline.artifacts import MANIFEST, read_manifest, verify_artifact  # noqa: E402
 from forge.storage import RunStorage, StorageError, open_filesystem  # noqa: E402
-from tests.test_storage import count_copies, make_artifact, tree  # noqa: E402
+from tests.test_storage import count_copies, make_artifact, stage_and_move, tree  # noqa: E402
 
 ART = "r1/cognate/champion"
 
@@ -119,13 +119,7 @@ def test_write_text_exists_and_remove(admin, bucket, node_a, node_b):
 
 
 def test_move_replaces_the_destination(admin, bucket, node_a, node_b):
-    make_artifact(node_a.local(ART), seed=0, extra={"old.bin": b"v1"})
-    node_a.push(ART)
-    node_b.pull(ART)
-    make_artifact(node_a.local("r1/staging/champion"), seed=1)
-    node_a.push("r1/staging/champion")
-    new = tree(node_a.local("r1/staging/champion"))
-    node_a.move("r1/staging/champion", ART)
+    new = stage_and_move(node_a, node_b)
     assert objects(admin, f"{bucket}/runs/{ART}") == new
     assert objects(admin, f"{bucket}/runs/r1/staging") == {}
     assert not node_a.exists("r1/staging/champion")
