@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +83,24 @@ class Driver:
             except PhaseFailed as err:
                 err.reports = reports + err.reports
                 store.set_run_status(self.run_id, "failed")
+                self._snapshot()
                 raise
             reports.append(report)
+            self._snapshot()
         store.set_run_status(self.run_id, "done")
+        self._snapshot()
         return reports
+
+    def _snapshot(self) -> None:
+        """Copy the registry into a URI run storage (forge.registry.snapshot). Best effort: a
+        failed copy is reported and the run goes on (the registry itself is intact)."""
+        if not self.storage.remote:
+            return
+        try:
+            ray.get(self.registry.snapshot.remote(self.storage), timeout=300)
+        except (ray.exceptions.RayError, TimeoutError) as err:
+            print(f"warning: registry snapshot to {self.storage.location} failed: {one_line(err)}",
+                  file=sys.stderr)
 
     def _register_inputs(self, store) -> list[ModelRef]:
         """The staged `pipeline.inputs`, registered (with an edge to their source) and handed to

@@ -7,6 +7,7 @@ from pathlib import Path
 import ray
 
 from forge.registry import RegistryStore
+from forge.registry.snapshot import snapshot_registry
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=4)
@@ -24,6 +25,11 @@ class RegistryActor:
 
     def ping(self) -> str:
         return str(self.store.path)
+
+    def snapshot(self, storage) -> bool:
+        """Copy the database into a URI run storage (forge.registry.snapshot); runs on the head,
+        where the file is."""
+        return snapshot_registry(self.store, storage)
 
 
 def registry_name(db_path: str | Path) -> str:

@@ -16,15 +16,19 @@ from rich.table import Table
 from rich.tree import Tree
 
 from forge.registry import RegistryError, RegistryStore, collect_garbage
-from forge.storage import RunStorage
+from forge.registry.snapshot import restore_registry
+from forge.storage import RunStorage, StorageError
 
 # Piped output (CI logs, `| less`) gets wide tables instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _store(runs_dir: str, readonly: bool = True) -> RegistryStore:
-    """The registry of a runs location (for a URI: the copy on this, the head, node)."""
-    return RegistryStore(RunStorage(runs_dir).registry_path, readonly=readonly)
+    """The registry of a runs location (for a URI: the one on this, the head, node, restored
+    from the storage's snapshot when this machine has none)."""
+    storage = RunStorage(runs_dir)
+    restore_registry(storage)
+    return RegistryStore(storage.registry_path, readonly=readonly)
 
 
 def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return submit.main(["--resume", args.run, "--runs-dir", args.runs_dir] + extra)
     try:
         return args.func(args)
-    except (RegistryError, OSError, ValueError) as err:
+    except (RegistryError, StorageError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,7 @@ from forge.console import RunReporter
 from forge.pipeline.inputs import InputModelError, InputSource, resolve_inputs, stage_inputs
 from forge.pipeline.plan import select_phases
 from forge.pipeline.registry import available_phases
+from forge.registry.snapshot import restore_registry
 from forge.storage import RunStorage, StorageError
 
 CONFIG_FILE = "config.yaml"
@@ -135,6 +136,7 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
     try:
         try:
             check_resources(cfg, plan, ray.cluster_resources())
+            restore_registry(storage)  # a new head: the runs so far, from the storage's copy
             registry = session.registry(get_registry(storage.registry_path, cfg.ray.namespace))
         except (ConfigError, ClusterError) as err:
             print(f"error: {err}", file=sys.stderr)

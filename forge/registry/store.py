@@ -215,6 +215,22 @@ class RegistryStore:
             self.conn.executemany("DELETE FROM lineage WHERE parent = ?", [(i,) for i in ids])
             self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
+    def backup(self, dest: str | Path) -> Path:
+        """A consistent copy of the whole database at `dest` (SQLite's online backup API, so
+        writers may go on), written under a temporary name and renamed into place."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        target = sqlite3.connect(tmp)
+        try:
+            with self._lock:
+                self.conn.backup(target)
+        finally:
+            target.close()
+        tmp.replace(dest)
+        return dest
+
     def compact(self) -> None:
         """Checkpoint the WAL into the main file and give freed pages back to the disk."""
         with self._lock:

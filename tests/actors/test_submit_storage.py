@@ -60,6 +60,15 @@ def test_fixture_pipeline_through_a_uri_storage(ray_session, tmp_path, monkeypat
     summary = json.loads(phases["fixture_train"]["summary"])
     assert summary["outputs"][0]["path"] == models["trained"]["path"]
 
+    # A new head (another cache, no registry): the CLI restores the storage's registry snapshot.
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "new-head"))
+    capsys.readouterr()
+    assert cli.main(["status", rid, "--runs-dir", uri]) == 0
+    assert "fixture_shrink" in capsys.readouterr().out
+    restored = RegistryStore(RunStorage(uri).registry_path, readonly=True)
+    assert restored.get_run(rid)["status"] == "done"
+    assert {m["name"] for m in restored.list_models(rid)} == {"seed", "trained"}
+
 
 @pytest.mark.parametrize("uri, says", [
     ("nope://bucket/runs", "run.runs_dir nope://bucket/runs"),
