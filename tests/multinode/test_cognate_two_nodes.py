@@ -84,6 +84,9 @@ def test_default_pipeline_on_two_workers_through_uri_storage(tmp_path):
     print({k: result[k] for k in ("cluster_up_s", "pipeline_s", "wall_s")})
     run = check_cognate_run(Path(result["registry"]), STEPS)
     assert Path(result["registry"]).is_relative_to(caches / "head")  # the registry stays on the head
+    snapshot = RegistryStore(shared / "registry-snapshot.db", readonly=True)  # and a copy in storage
+    assert snapshot.get_run(run["run"])["status"] == "done"
+    snapshot.close()
     nodes = run["summary"]["details"]["trainer_nodes"]
     assert set(nodes) == set(NAMES)
     workers = result["worker_nodes"]
