@@ -2,13 +2,10 @@
 
 Run by tests/multinode/ in a subprocess, never inside pytest (pytest owns one session Ray):
 
-    python tests/multinode/cluster_run.py two-node  --runs-dir DIR [--steps N]
     python tests/multinode/cluster_run.py node-loss --runs-dir DIR [--steps N] [--after-rows K]
 
-`two-node`: a head (1 CPU) and a worker (1 CPU); this process connects and runs
-`forge.submit.main` with the fixture phases. `node-loss`: a head with 0 CPUs (it still hosts the
-RegistryActor: 0 CPUs plus the head-node resource) and one worker with 1 CPU, so every phase actor
-runs on the worker; a separate driver process runs the pipeline; once K training metric rows
+`node-loss`: a head with 0 CPUs (it still hosts the RegistryActor: 0 CPUs plus the head-node
+resource) and one worker with 1 CPU, so every phase actor runs on the worker; a separate driver process runs the pipeline; once K training metric rows
 exist, a second worker is added and the first one removed.
 
 Every node binds 127.0.0.1 only. Set RAY_TMPDIR to a short private directory: Ray writes its
@@ -75,29 +72,6 @@ def train_rows(db: Path, phase: str = "fixture_train") -> list[dict]:
         return []
 
 
-def two_node(args) -> dict:
-    import ray
-    from ray import cloudpickle
-
-    import tests.fixture_phases as fixture_phases
-    from forge.submit import main
-
-    cloudpickle.register_pickle_by_value(fixture_phases)  # workers cannot import tests/
-    cluster, worker, up_s = start_cluster(head_cpus=1)
-    try:
-        ray.init(address=cluster.address, namespace="forge", log_to_driver=False)
-        started = time.monotonic()
-        code = main(["--config", FIXTURE, "--runs-dir", args.runs_dir,
-                     "--set", f"phases.fixture_train.steps={args.steps}"])
-        return {"exit": code, "cluster_up_s": round(up_s, 2),
-                "pipeline_s": round(time.monotonic() - started, 2),
-                "head_node": cluster.head_node.node_id, "worker_node": worker.node_id,
-                "placements": placements(cluster)}
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-
-
 def node_loss(args) -> dict:
     db = Path(args.runs_dir) / "registry.db"
     cluster, first, up_s = start_cluster(head_cpus=0)
@@ -141,13 +115,13 @@ def node_loss(args) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("scenario", choices=("two-node", "node-loss"))
+    p.add_argument("scenario", choices=("node-loss",))
     p.add_argument("--runs-dir", required=True)
     p.add_argument("--steps", type=int, default=20, help="fixture_train steps")
     p.add_argument("--after-rows", type=int, default=20,
                    help="node-loss: training rows to wait for before the node is lost")
     args = p.parse_args()
-    result = two_node(args) if args.scenario == "two-node" else node_loss(args)
+    result = node_loss(args)
     print("RESULT " + json.dumps(result), flush=True)
     return 0 if result["exit"] == 0 else 1
 
