@@ -8,6 +8,8 @@ The Ray side is `actors/phases/quiet_star.py`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -28,6 +30,7 @@ from forge.reasoning.scoring import (MODES, answer_bits, answer_nats_checked, bi
                                      exact_match, paired_gain)
 from forge.pipeline import PhaseContext, PhaseOutput, PhaseResult, save_artifact
 from forge.pipeline.artifacts import ModelRef
+from forge.training.checkpoint import CheckpointPlan, load_state
 from forge.training.loop import scale_lr
 from forge.training.schedule import warmup_cosine
 
@@ -132,24 +135,42 @@ def loss_settings(s: QuietStarPhaseConfig, kl_weight: float) -> LossSettings:
 class TrainOutcome:
     steps: int
     final_loss: float
-    tokens_per_s: float  # base tokens of the batches per second of training
+    tokens_per_s: float  # base tokens of the batches per second of training (this attempt)
     seconds: float
+    resumed_from: int = 0  # the step a checkpoint let this attempt start at
+
+
+def resume_thinking(model: CognateForCausalLM, optimizer, generator: torch.Generator,
+                    plan: CheckpointPlan | None) -> tuple[int, dict]:
+    """Load the newest checkpoint of `plan` (weights, optimizer, thought sampler and torch RNG):
+    the rest of the run is then exactly the uninterrupted one. Returns (step, last loss parts)."""
+    path = plan.latest() if plan else None
+    if path is None:
+        return 0, {}
+    model.load_state_dict(type(model).from_pretrained(path).state_dict())
+    state = load_state(path)
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["rng"])
+    return int(state["step"]), dict(state["parts"])
 
 
 def train_thinking(model: CognateForCausalLM, reference: CognateForCausalLM | None,
                    batches: Callable[[int], dict], s: QuietStarPhaseConfig, cfg: PipelineConfig,
                    seed: int, log: Log = lambda step, m: None,
-                   progress: Callable[[int, int], None] = lambda d, t: None) -> TrainOutcome:
+                   progress: Callable[[int, int], None] = lambda d, t: None,
+                   checkpoints: CheckpointPlan | None = None) -> TrainOutcome:
     """`s.train.steps` MuGrokfast steps on `quiet_star_loss` (Grokfast before clipping, QK-clip
-    after the step, as Phase 1's Trainer does)."""
+    after the step, as Phase 1's Trainer does), resuming from and writing `checkpoints`."""
     optim_cfg = cfg.optim.for_phase(PHASE)
     optimizer = build_optimizer(model, optim_cfg)
     before_step, after_step = optimizer.hooks()
     settings, generator = loss_settings(s, optim_cfg.kl_weight), torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
+    start, parts = resume_thinking(model, optimizer, generator, checkpoints)
     model.train()
-    tokens, started, parts = 0, time.perf_counter(), {}
-    for step in range(s.train.steps):
+    tokens, started = 0, time.perf_counter()
+    for step in range(start, s.train.steps):
         t = s.train
         scale_lr(optimizer, warmup_cosine(step, t.steps, t.warmup, t.min_lr_ratio))
         batch = batches(step)
@@ -167,10 +188,14 @@ def train_thinking(model: CognateForCausalLM, reference: CognateForCausalLM | No
         if (step + 1) % s.train.log_every == 0 or step + 1 == s.train.steps:
             log(step + 1, parts)
         progress(step + 1, s.train.steps)
+        if checkpoints and checkpoints.due(step + 1, s.train.steps):
+            checkpoints.save(step + 1, model, {
+                "step": step + 1, "optimizer": optimizer.state_dict(), "parts": dict(parts),
+                "generator": generator.get_state(), "rng": torch.get_rng_state()})
     model.eval()
-    seconds = time.perf_counter() - started
+    seconds = max(1e-9, time.perf_counter() - started)
     return TrainOutcome(s.train.steps, parts.get("loss/total", float("nan")), tokens / seconds,
-                        seconds)
+                        seconds, start)
 
 
 def evaluate_modes(model: CognateForCausalLM, data: RunData, s: QuietStarPhaseConfig,
@@ -209,6 +234,17 @@ def mode_metrics(modes: dict[str, dict[str, float]]) -> dict[str, float]:
     return {f"eval/{mode}/{k}": v for mode, m in modes.items() for k, v in m.items()}
 
 
+def checkpoint_plan(ctx: PhaseContext, source: ModelRef, seed: int) -> CheckpointPlan:
+    """Checkpoints in the run storage (`<run>/checkpoints/quiet_star/thinker`), reused only for
+    the same input model and the same settings."""
+    cfg, s = ctx.config, ctx.settings
+    settings = json.dumps([source.digest, seed, repr(s), repr(cfg.model), repr(cfg.data),
+                           repr(cfg.optim.for_phase(PHASE))])
+    root, push = ctx.storage.working_copy(f"{ctx.run_id}/checkpoints/{PHASE}/{OUTPUT}")
+    return CheckpointPlan(root, hashlib.sha256(settings.encode()).hexdigest(),
+                          s.train.checkpoint_every, s.train.keep_checkpoints, push)
+
+
 def run_quiet_star(inputs: list[ModelRef], ctx: PhaseContext) -> PhaseResult:
     """The whole phase on one input model: train, evaluate (a)/(b)/(c), gate, save, report."""
     cfg, s = ctx.config, ctx.settings
@@ -228,12 +264,14 @@ def run_quiet_star(inputs: list[ModelRef], ctx: PhaseContext) -> PhaseResult:
     batches = QuietStarBatches(data, cfg, s, seed)
     outcome = train_thinking(model, reference, batches, s, cfg, seed,
                              lambda step, m: ctx.log_metrics(step, m, model=OUTPUT),
-                             lambda d, t: ctx.progress(d, t, "training steps"))
+                             lambda d, t: ctx.progress(d, t, "training steps"),
+                             checkpoint_plan(ctx, source, seed))
     modes = evaluate_modes(model, data, s, seed)
     adopted, reason = gate_decision(modes, s.gate.margin)
     metrics = {**mode_metrics(modes), "eval/input/bits_per_byte": input_metrics["bits_per_byte"],
                "train/final_loss": outcome.final_loss, "train/tokens_per_s": outcome.tokens_per_s,
-               "train/seconds": outcome.seconds, "gate/adopted": float(adopted)}
+               "train/seconds": outcome.seconds, "train/resumed_from": float(outcome.resumed_from),
+               "gate/adopted": float(adopted)}
     ctx.log_metrics(outcome.steps, metrics, model=OUTPUT)
     if not adopted and s.gate.on_fail == "fail":
         raise RuntimeError(f"quiet_star gate failed ({reason}); raise the steps or set "

@@ -48,6 +48,9 @@ class QuietStarTrain:
         default_factory=dict, doc="Task name -> weight of the training mix (empty: data.tasks' "
                                   "weights).")
     log_every: int = option(10, "Steps between metric rows.", ge=1)
+    checkpoint_every: int = option(20, "Steps between checkpoints (a restarted phase resumes "
+                                       "from the last one, in the run storage).", ge=1)
+    keep_checkpoints: int = option(2, "Checkpoints kept.", ge=1)
 
 
 @dataclass(frozen=True)

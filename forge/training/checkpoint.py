@@ -9,8 +9,9 @@ restarted trainer only resumes from a checkpoint with the same fingerprint.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -36,6 +37,30 @@ def save_checkpoint(root: str | Path, step: int, model: Any, state: dict, keep: 
     for old in sorted(root.glob(f"{PREFIX}*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+@dataclass(frozen=True)
+class CheckpointPlan:
+    """Where and how often a training loop checkpoints; `on_save` runs after each save (e.g.
+    push the directory to the run storage)."""
+
+    root: Path
+    fingerprint: str
+    every: int
+    keep: int = 2
+    on_save: Callable[[], None] = lambda: None
+
+    def due(self, step: int, total: int) -> bool:
+        return step % self.every == 0 or step == total
+
+    def save(self, step: int, model: Any, state: dict) -> Path:
+        path = save_checkpoint(self.root, step, model, {**state, "fingerprint": self.fingerprint},
+                               self.keep)
+        self.on_save()
+        return path
+
+    def latest(self) -> Path | None:
+        return latest_checkpoint(self.root, self.fingerprint)
 
 
 def latest_checkpoint(root: str | Path, fingerprint: str) -> Path | None:

@@ -141,3 +141,43 @@ def test_chain_sum_preset_loads_and_plans_phase_1_then_3():
     assert len(cfg.phase("cognate").specialisations) == 1  # one model in, as Phase 3 expects
     s = cfg.phase("quiet_star")
     assert (s.thoughts.length, s.thoughts.per_position, s.gate.on_fail) == (4, 2, "fallback")
+
+
+def test_an_interrupted_training_resumes_exactly_from_its_checkpoint(tiny, tmp_path):
+    """A phase restarted on another node resumes from its last checkpoint: the weights end up
+    equal to an uninterrupted run's (weights, optimizer, thought sampler and RNG are saved)."""
+    import dataclasses
+
+    from forge.phases.quiet_star import train_thinking
+    from forge.training.checkpoint import CheckpointPlan
+
+    cfg, data, run_dir, ref = tiny
+    s = cfg.phase("quiet_star")
+    s = dataclasses.replace(s, train=dataclasses.replace(s.train, checkpoint_every=2))  # 4 steps
+    batches = QuietStarBatches(data, cfg, s, 0)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_thinking_model(CognateForCausalLM.from_pretrained(ref.path), data.tokenizer, s)
+
+    def lost_at_step_3(step):
+        if step == 3:
+            raise RuntimeError("node lost")
+        return batches(step)
+
+    whole = fresh()
+    assert train_thinking(whole, None, batches, s, cfg, 0,
+                          checkpoints=CheckpointPlan(tmp_path / "a", "fp", 2)).resumed_from == 0
+    with pytest.raises(RuntimeError, match="node lost"):
+        train_thinking(fresh(), None, lost_at_step_3, s, cfg, 0,
+                       checkpoints=CheckpointPlan(tmp_path / "b", "fp", 2))
+    resumed = fresh()
+    outcome = train_thinking(resumed, None, batches, s, cfg, 0,
+                             checkpoints=CheckpointPlan(tmp_path / "b", "fp", 2))
+    assert outcome.resumed_from == 2 and outcome.steps == 4
+    after = resumed.state_dict()
+    for name, value in whole.state_dict().items():
+        assert torch.equal(value, after[name]), name
+    other = train_thinking(fresh(), None, batches, s, cfg, 0,  # other settings: never reused
+                           checkpoints=CheckpointPlan(tmp_path / "b", "other", 2))
+    assert other.resumed_from == 0
