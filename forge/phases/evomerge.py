@@ -102,13 +102,10 @@ def _config(config_yaml: str) -> PipelineConfig:
     return from_yaml_text(config_yaml)
 
 
-def _run_data(ctx: TrialContext) -> RunData:
-    return _cached_data(ctx.config_yaml, ctx.storage, ctx.run_dir)
-
-
 @functools.lru_cache(maxsize=2)
-def _cached_data(config_yaml: str, storage: RunStorage, run_rel: str) -> RunData:
-    return prepare_data(_config(config_yaml), storage.local(run_rel), storage)
+def _run_data(ctx: TrialContext) -> RunData:
+    """The run's data and tokenizer (pulled from the storage), once per trial process."""
+    return prepare_data(_config(ctx.config_yaml), ctx.storage.local(ctx.run_dir), ctx.storage)
 
 
 def sample_eval(cfg: PipelineConfig, sizes: SampleSizes):
