@@ -99,7 +99,7 @@ class Driver:
         try:
             ray.get(self.registry.snapshot.remote(self.storage), timeout=300)
         except (ray.exceptions.RayError, TimeoutError) as err:
-            print(f"warning: registry snapshot to {self.storage.location} failed: {one_line(err)}",
+            print(f"warning: registry snapshot to {self.storage.display} failed: {one_line(err)}",
                   file=sys.stderr)
 
     def _register_inputs(self, store) -> list[ModelRef]:

@@ -45,6 +45,15 @@ def is_uri(location: str) -> bool:
     return bool(_URI.match(str(location)))
 
 
+def masked(location: str) -> str:
+    """`location` with the secret of a `key:secret@` URI replaced by ***."""
+    parts = urlsplit(location) if is_uri(location) else None
+    if parts is None or parts.password is None:
+        return location
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "forge")
 
@@ -58,7 +67,7 @@ def _wrap_os_errors(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
         except OSError as err:
             what = " ".join([method.__name__, *map(str, args)])
-            raise StorageError(f"{what} at {self.location}: {str(err).splitlines()[0]}") from None
+            raise StorageError(f"{what} at {self.display}: {str(err).splitlines()[0]}") from None
     return wrapped
 
 
@@ -92,7 +101,12 @@ class RunStorage:
         return hash((self.location, self._cache_dir))
 
     def __repr__(self) -> str:
-        return f"RunStorage({self.location!r})"
+        return f"RunStorage({self.display!r})"
+
+    @property
+    def display(self) -> str:
+        """The location as printed and logged (a secret in the URI masked)."""
+        return masked(self.location)
 
     @property
     def local_root(self) -> Path:
@@ -122,7 +136,7 @@ class RunStorage:
         try:
             return p.resolve().relative_to(self.local_root.resolve()).as_posix()
         except ValueError:
-            raise StorageError(f"{path} is not inside the runs location {self.location}") from None
+            raise StorageError(f"{path} is not inside the runs location {self.display}") from None
 
     def uri(self, rel: str = "") -> str:
         """A location string for `rel`: a path, or a URI for a remote store."""
@@ -225,7 +239,7 @@ class RunStorage:
         try:
             self.write_text(probe, "ok")
         except PermissionError as err:  # a local directory (OSError subclass not wrapped there)
-            raise StorageError(f"run.runs_dir {self.location}: not writable ({err.strerror})") from None
+            raise StorageError(f"run.runs_dir {self.display}: not writable ({err.strerror})") from None
         self.remove(probe)
 
     def write_text(self, rel: str, text: str) -> Path:
@@ -261,16 +275,16 @@ def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     except ValueError:
         pass  # not a pyarrow scheme (ArrowInvalid): try fsspec
     except OSError as err:  # e.g. an S3 bucket that cannot be reached
-        raise StorageError(f"run.runs_dir {uri}: {err}") from None
+        raise StorageError(f"run.runs_dir {masked(uri)}: {err}") from None
     try:
         from fsspec.core import url_to_fs
     except ImportError:
-        raise StorageError(f"run.runs_dir {uri}: pyarrow does not know this scheme and fsspec is "
+        raise StorageError(f"run.runs_dir {masked(uri)}: pyarrow does not know this scheme and fsspec is "
                            "not installed") from None
     try:
         fs, root = url_to_fs(uri)
     except (ImportError, ValueError) as err:
-        raise StorageError(f"run.runs_dir {uri}: {err}") from None
+        raise StorageError(f"run.runs_dir {masked(uri)}: {err}") from None
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), root
 
 

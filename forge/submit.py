@@ -150,7 +150,7 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         storage.write_text(f"{run_id}/session.json",
                            json.dumps({"dashboard_url": session.dashboard_url}))
         reporter = RunReporter()
-        reporter.header(run_id, session.dashboard_url, plan, storage.location, session.job_id())
+        reporter.header(run_id, session.dashboard_url, plan, storage.display, session.job_id())
         driver = Driver(cfg, run_id, storage, plan, registry, reporter)
         try:
             reports = driver.run()
@@ -160,10 +160,10 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         except (PhaseFailed, StorageError) as err:
             reporter.summary(getattr(err, "reports", []))
             print(f"error: {err}", file=sys.stderr)
-            print(f"resume with: forge resume {run_id} --runs-dir {storage.location}", file=sys.stderr)
+            print(f"resume with: forge resume {run_id} --runs-dir {storage.display}", file=sys.stderr)
             return 1
         reporter.summary(reports)
-        print(f"run {run_id} done; models: forge models --run {run_id} --runs-dir {storage.location}")
+        print(f"run {run_id} done; models: forge models --run {run_id} --runs-dir {storage.display}")
         return 0
     except StorageError as err:  # writing the run's files before the first phase
         print(f"error: {err}", file=sys.stderr)

@@ -388,3 +388,17 @@ def test_unknown_scheme_is_a_one_line_storage_error(tmp_path, call):
 def test_push_of_nothing_names_the_path(node_a):
     with pytest.raises(StorageError, match=r"^push r1/missing: nothing at \S+/r1/missing$"):
         node_a.push("r1/missing")
+
+
+def test_a_secret_in_the_uri_is_never_printed(tmp_path):
+    from forge.storage import masked
+
+    uri = "s3://AKIAEXAMPLE:s3cr3t@bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http"
+    storage = RunStorage(uri, cache_dir=tmp_path)
+    assert storage.display == ("s3://AKIAEXAMPLE:***@bucket/runs?endpoint_override=127.0.0.1:9000"
+                               "&scheme=http")
+    assert "s3cr3t" not in repr(storage) and "s3cr3t" not in str(storage.local_root)
+    assert masked("runs") == "runs" and masked("s3://bucket/runs") == "s3://bucket/runs"
+    with pytest.raises(StorageError) as err:
+        RunStorage("nope://user:s3cr3t@host/runs").exists("")
+    assert "s3cr3t" not in str(err.value) and "user:***@host" in str(err.value)
