@@ -15,6 +15,8 @@ import sys
 
 from forge.config import ConfigError, PipelineConfig, dump, from_yaml_text, load
 from forge.console import RunReporter
+from forge.data.errors import DataError
+from forge.data.text import CORPUS_FILE, Corpus, load_corpus, save_corpus
 from forge.pipeline.inputs import InputModelError, InputSource, resolve_inputs, stage_inputs
 from forge.pipeline.plan import select_phases
 from forge.pipeline.registry import available_phases
@@ -101,17 +103,21 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, phases=tuple(plan)))
     try:
         sources = [] if args.resume else resolve_inputs(cfg.pipeline.inputs, storage)
-    except (InputModelError, StorageError) as err:
+        # Gathered here, once, where data.text_files are: every phase on any node reads this copy.
+        corpus = None if args.resume else load_corpus(cfg.data)
+    except (InputModelError, StorageError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return run_on_ray(cfg, storage, run_id, plan, args.address, resume=bool(args.resume),
-                      sources=sources)
+                      sources=sources, corpus=corpus)
 
 
 def create_run_files(storage: RunStorage, run_id: str, cfg: PipelineConfig,
-                     sources: list[InputSource]) -> None:
-    """The new run's saved config and staged inputs, written to the run storage."""
+                     sources: list[InputSource], corpus: Corpus) -> None:
+    """The new run's saved config, documents and staged inputs, written to the run storage."""
     storage.write_text(f"{run_id}/{CONFIG_FILE}", dump(cfg))
+    save_corpus(corpus, storage.local(f"{run_id}/{CORPUS_FILE}"))
+    storage.push(f"{run_id}/{CORPUS_FILE}")
     if sources:
         stage_inputs(list(sources), storage.local(run_id))
         storage.push(f"{run_id}/inputs")
@@ -120,7 +126,8 @@ def create_run_files(storage: RunStorage, run_id: str, cfg: PipelineConfig,
 
 
 def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list[str],
-               address: str | None, resume: bool, sources: list[InputSource] = ()) -> int:
+               address: str | None, resume: bool, sources: list[InputSource] = (),
+               corpus: Corpus | None = None) -> int:
     """Connect (or start Ray), check resources, create or reopen the run, drive the plan."""
     import ray  # imported here so bad input is rejected in a fraction of a second
 
@@ -145,7 +152,7 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         if resume:
             store.set_run_status(run_id, "running")
         else:
-            create_run_files(storage, run_id, cfg, sources)
+            create_run_files(storage, run_id, cfg, sources, corpus or load_corpus(cfg.data))
             store.create_run(run_id, cfg.run.name, dump(cfg))
         storage.write_text(f"{run_id}/session.json",
                            json.dumps({"dashboard_url": session.dashboard_url}))

@@ -8,17 +8,21 @@ same splits on every machine, and adding a document moves few others.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from forge.config.data import DataConfig
 from forge.data import files, hub, sources
 from forge.data.errors import DataError
 
 SPLITS = ("train", "validation", "test")
+CORPUS_FILE = "corpus.json"  # a run's saved documents, beside its tokenizer.json
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -98,3 +102,21 @@ def load_corpus(cfg: DataConfig) -> Corpus:
     docs = deduplicate([d for d in docs if len(d) >= cfg.min_document_chars])
     train, val, test = split_documents(docs, cfg.seed, cfg.validation_fraction, cfg.test_fraction)
     return Corpus(train, val, test, {k: len(v) for k, v in found.items()})
+
+
+def save_corpus(corpus: Corpus, path: str | Path) -> Path:
+    """Write the corpus (its splits and source counts) as JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(dataclasses.asdict(corpus)))
+    tmp.replace(path)
+    return path
+
+
+def read_corpus(path: str | Path) -> Corpus:
+    """A corpus written by `save_corpus`; DataError naming the file when it is not one."""
+    try:
+        return Corpus(**json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise DataError(f"{path}: not a saved corpus ({err})") from None

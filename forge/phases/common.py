@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerFast
 
 from forge.config import PipelineConfig
 from forge.data.tasks import TaskSplits, load_tasks, task_texts
-from forge.data.text import Corpus, load_corpus
+from forge.data.text import CORPUS_FILE, Corpus, load_corpus, read_corpus, save_corpus
 from forge.data.tokenizer import TOKENIZER_FILE, load_tokenizer, save_tokenizer, train_tokenizer
 from forge.eval import evaluate
 from forge.storage import RunStorage
@@ -25,13 +25,31 @@ class RunData:
     tokenizer: PreTrainedTokenizerFast
 
 
+def run_corpus(cfg: PipelineConfig, run_dir: Path, storage: RunStorage | None = None) -> Corpus:
+    """The run's text corpus, gathered once (by `forge.submit`, where the run starts) and kept in
+    the run as `corpus.json`: every later process, on any node, reads that copy, so
+    `data.text_files` need exist only where the run started and every node scores the same
+    documents whatever its Python version (the stdlib docstrings differ between versions)."""
+    saved = Path(run_dir) / CORPUS_FILE
+    rel = storage.rel(saved) if storage is not None else None
+    if rel is not None:
+        storage.pull(rel)
+    if saved.is_file():
+        return read_corpus(saved)
+    corpus = load_corpus(cfg.data)
+    save_corpus(corpus, saved)
+    if rel is not None:
+        storage.push(rel)
+    return corpus
+
+
 def prepare_data(cfg: PipelineConfig, run_dir: Path, storage: RunStorage | None = None) -> RunData:
     """Load the corpus and tasks; train the tokenizer once per run and save it in the run dir.
 
     Later calls (other phases, trainers on other processes and nodes) load `run_dir/tokenizer.json`,
     pulled from the run storage when one is given, so every model of a run shares one vocabulary.
     """
-    corpus, tasks = load_corpus(cfg.data), load_tasks(cfg.data)
+    corpus, tasks = run_corpus(cfg, run_dir, storage), load_tasks(cfg.data)
     saved = Path(run_dir) / TOKENIZER_FILE
     rel = storage.rel(saved) if storage is not None else None
     if rel is not None:

@@ -107,6 +107,7 @@ BAD = [
     (["--set", "noequals"], "--set"),
     (["--phases", "fixture_init..nope"], "--phases"),
     (["--config", "/does/not/exist.yaml"], "config"),
+    (["--set", "data.text_files=[/does/not/exist.txt]"], "data.text_files[0]"),
 ]
 
 

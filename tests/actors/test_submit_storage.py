@@ -37,7 +37,8 @@ def test_fixture_pipeline_through_a_uri_storage(ray_session, tmp_path, monkeypat
     assert set(models) == {"seed", "trained"}
     for m in models.values():  # in the storage, intact, where the registry says
         verify_artifact(shared / m["path"], m["sha256"])
-    assert (shared / rid / "config.yaml").is_file() and (shared / rid / "session.json").is_file()
+    for name in ("config.yaml", "session.json", "corpus.json"):  # the corpus: gathered once
+        assert (shared / rid / name).is_file(), name
     # Committed phases leave no staging; a not-adopted output stays there for inspection.
     assert [p.name for p in shared.glob(f"{rid}/.fixture_*")] == [".fixture_shrink.attempt-1"]
     # The phases ran in Ray workers with their own mirror: fixture_train pulled the seed there.

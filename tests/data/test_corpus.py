@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -121,3 +122,34 @@ def test_the_corpus_does_not_depend_on_what_the_process_imported():
                               text=True, check=True).stdout.strip()
                for pre in ("", "import ray")]
     assert digests[0] == digests[1] and len(digests[0]) == 64
+
+
+def test_a_run_gathers_its_corpus_once_and_every_later_process_reads_that_copy(tmp_path,
+                                                                               monkeypatch):
+    """Phases on other nodes read the run's corpus.json: the user's text files need not exist
+    there, and a node with another Python (other stdlib docstrings) scores the same documents."""
+    import forge.phases.common as common
+    from forge.config import load
+    from forge.data.text import read_corpus, save_corpus
+    from forge.storage import RunStorage
+
+    (tmp_path / "notes").mkdir()
+    _user_files(tmp_path / "notes")
+    only_user = ["data.stdlib_docstrings=false", "data.pydoc_topics=false",
+                 "data.min_document_chars=10", f"data.text_files=[{tmp_path / 'notes'}]"]
+    cfg = load(None, only_user)
+    storage = RunStorage((tmp_path / "shared").as_uri(), cache_dir=tmp_path / "head")
+    first = common.run_corpus(cfg, storage.local("r1"), storage)
+    assert first.source_counts == {"text_files": 5}
+    assert read_corpus(tmp_path / "shared" / "r1" / "corpus.json") == first  # in the storage
+
+    shutil.rmtree(tmp_path / "notes")  # another node: the user's files are not there
+    monkeypatch.setattr(common, "load_corpus", lambda _: pytest.fail("gathered the corpus again"))
+    worker = RunStorage(storage.location, cache_dir=tmp_path / "worker")
+    assert common.run_corpus(cfg, worker.local("r1"), worker) == first
+
+    save_corpus(first, tmp_path / "ok.json")
+    (tmp_path / "bad.json").write_text("{\"train\": 1}")
+    with pytest.raises(DataError, match="bad.json: not a saved corpus"):
+        read_corpus(tmp_path / "bad.json")
+

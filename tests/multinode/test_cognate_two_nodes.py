@@ -70,6 +70,7 @@ def check_storage(shared: Path, cache_root: Path, run: dict, trainer_nodes: dict
         own = mirror(cache_root, node_names[node]) / rid
         assert (own / "checkpoints" / "cognate" / name).is_dir(), (name, node_names[node])
         assert (own / "tokenizer.json").is_file()  # pulled from storage, not trained again
+        assert (own / "corpus.json").is_file()  # the driver's documents, not gathered again
         for other, elsewhere in trainer_nodes.items():
             if elsewhere != node:
                 assert not (own / "checkpoints" / "cognate" / other).exists()
