@@ -22,7 +22,7 @@ from forge.config import ConfigError, load
 from forge.config.data import DataConfig
 from forge.data.errors import DataError
 from forge.data.tasks import load_tasks
-from forge.data.text import SPLITS, load_corpus
+from forge.data.text import CORPUS_FILE, SPLITS, load_corpus, read_corpus
 from forge.data.tokenizer import TOKENIZER_FILE, load_tokenizer
 from forge.eval.evaluate import evaluate
 from forge.eval.report import summary_table, task_table
@@ -102,7 +102,9 @@ def evaluate_dir(model_dir: Path, split: str, cfg: DataConfig,
     if isinstance(model_vocab, int) and len(tokenizer) > model_vocab:
         raise EvalInputError(f"{tok_file}: {len(tokenizer)} tokens but the model has "
                              f"vocab_size {model_vocab}; use the run's own tokenizer.json")
-    corpus, tasks = load_corpus(cfg), load_tasks(cfg)
+    saved = find_upwards(model_dir, CORPUS_FILE)  # the run's own documents, when it kept them
+    corpus = read_corpus(saved) if saved else load_corpus(cfg)
+    tasks = load_tasks(cfg)
     texts, examples = corpus.split(split), tasks.split(split)
     results = evaluate(model, tokenizer, texts, examples, cfg.eval, reference_texts=corpus.train)
     size = model_size(model_dir)
