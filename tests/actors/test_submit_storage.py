@@ -98,8 +98,8 @@ def test_fixture_pipeline_through_s3(ray_session, tmp_path, monkeypatch, capsys)
         admin.create_dir("forge-runs")
         uri = f"s3://forge:forge@forge-runs/team?endpoint_override={endpoint}&scheme=http&region=us-east-1"
         monkeypatch.setenv(CACHE_ENV, str(tmp_path / "driver-cache"))
-        code = submit.main(["--config", FIXTURE, "--runs-dir", uri,
-                            "--set", "phases.fixture_train.steps=2"])
+        code = submit.main(["--config", FIXTURE, "--runs-dir", uri, "--phases",
+                            "fixture_init..fixture_train", "--set", "phases.fixture_train.steps=2"])
         assert code == 0, capsys.readouterr()
         store = RegistryStore(RunStorage(uri).registry_path, readonly=True)
         (run,) = store.list_runs()

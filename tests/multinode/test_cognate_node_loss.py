@@ -13,7 +13,7 @@ from tests.multinode.procs import COGNATE_SCENARIOS, run_scenario
 from tests.multinode.test_cognate_two_nodes import NAMES, check_cognate_run
 
 pytestmark = [pytest.mark.multinode, pytest.mark.slow]
-STEPS = 100  # long enough that the victim is removed well before training ends
+STEPS = 80  # long enough that the victim is removed well before training ends
 CHECKPOINT_EVERY = 5
 AFTER_STEP = 10
 

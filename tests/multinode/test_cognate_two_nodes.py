@@ -2,7 +2,7 @@
 (a head with 0 CPUs and two 1-CPU workers, `ray.placement=spread`), with the runs in a URI run
 storage (`file:///.../shared`) and every node its own cache directory: no node can read another's
 files except through the storage. The run completes; the registry holds the seed and the three
-specialists; Phase 1's trainers and Phase 2's trials ran on both workers; each node's mirror holds
+specialists; Phase 1's trainers ran on both workers, Phase 2's trials on workers; each node's mirror holds
 only what that node read or wrote. The cluster lives in a subprocess
 (tests/multinode/cognate_run.py): pytest's own Ray session is never touched."""
 import json
@@ -103,7 +103,10 @@ def test_default_pipeline_on_two_workers_through_uri_storage(tmp_path):
     assert [p for p in phases] == ["cognate", "evomerge", "quiet_star", "bitnet"]
     assert all(row["status"] in ("done", "not_adopted") for row in phases.values()), phases
     evomerge = phases["evomerge"]["summary"]["details"]
-    assert set(evomerge["trial_nodes"]) == set(workers)  # trials spread over both workers
+    # Trials ran on workers only (the head has no CPU). Both workers got trials in 3 of 4 runs
+    # here; not asserted: the first trial actor can score all 8 tiny candidates before a second
+    # starts (SPREAD itself is checked in tests/actors/test_resources.py).
+    assert evomerge["trial_nodes"] and set(evomerge["trial_nodes"]) <= set(workers)
     assert evomerge["generations_scored"] == 1
     # Phases 3 and 4 ran on a worker (1 CPU each) from models they pulled out of the storage.
     for phase in ("quiet_star", "bitnet"):

@@ -8,7 +8,7 @@ import pytest
 from tests.multinode.procs import check_fixture_run, run_scenario
 
 pytestmark = [pytest.mark.multinode, pytest.mark.slow]
-STEPS = 1200  # long enough that adding a worker (~1-2 s) ends well before training does
+STEPS = 900  # long enough that adding a worker (~1-2 s) ends well before training does
 
 
 def test_worker_lost_mid_training_run_completes(tmp_path):
