@@ -78,7 +78,16 @@ def _load(path: str, digest: str) -> tuple[StateDict, CognateConfig]:
 
 
 def _load_stored(storage: RunStorage, rel: str, digest: str) -> tuple[StateDict, CognateConfig]:
-    return _load(str(storage.pull(rel)), digest)
+    """A parent (or the base) from this node's mirror; pulled only when the mirror does not
+    already hold exactly that digest (every candidate of a trial needs the same parents)."""
+    local = storage.local(rel)
+    try:
+        current = read_manifest(local)["digest"]
+    except (ArtifactError, KeyError):
+        current = None
+    if current != digest:
+        storage.pull(rel)
+    return _load(str(local), digest)
 
 
 def load_parents(parents: ParentSet,
