@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,14 @@ def ray_session():
 
     cloudpickle.register_pickle_by_value(fixture_phases)  # workers cannot import tests/
     # Ray workers mirror URI run storage here, not in ~/.cache/forge (they inherit this env).
-    os.environ["FORGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="forge-worker-cache-")
+    worker_cache = tempfile.mkdtemp(prefix="forge-worker-cache-")
+    os.environ["FORGE_CACHE_DIR"] = worker_cache
     # Bound to loopback: tests never talk to another address (subprocess drivers connect here).
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
              object_store_memory=75 * 1024**2, namespace="test", _node_ip_address="127.0.0.1")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+    shutil.rmtree(worker_cache, ignore_errors=True)
 
 
 @pytest.fixture
