@@ -201,6 +201,15 @@ class RunStorage:
             raise StorageError(f"push {rel}: nothing at {local}")
         _sync(_LOCAL, str(local), self._open()[0], self._path(rel), prune)
 
+    def pull_or_make(self, rel: str, make: Callable[[Path], None]) -> Path:
+        """A run file made once for everyone (tokenizer, corpus): pulled when storage has it,
+        else `make(local path)` writes it here and it is pushed for the other nodes."""
+        local = self.pull(rel)
+        if not local.is_file():
+            make(local)
+            self.push(rel)
+        return local
+
     def working_copy(self, rel: str) -> tuple[Path, Callable[[], None]]:
         """A directory others may have written (checkpoints): pulled onto this node, and the
         function that pushes it back after each change."""

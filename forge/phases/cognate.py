@@ -100,6 +100,10 @@ class SpecialistJob:
     checkpoint_dir: Path
     storage: RunStorage | None = None  # set: the paths above are storage paths (any node trains)
 
+    def local(self, path: str | Path) -> Path:
+        """`path` on this node (in its mirror of the run storage, when there is one)."""
+        return self.storage.local(str(path)) if self.storage else Path(path)
+
     def pulled(self, path: str | Path) -> Path:
         """`path` on this node, pulled from the run storage first when there is one."""
         return self.storage.pull(str(path)) if self.storage else Path(path)
@@ -133,8 +137,7 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
     cfg, spec = job.config, job.spec
     settings = cfg.phase(PHASE)
     device = pick_device(cfg.run.device)
-    run_dir = job.storage.local(str(job.run_dir)) if job.storage else job.run_dir
-    data = prepare_data(cfg, run_dir, job.storage)
+    data = prepare_data(cfg, job.local(job.run_dir), job.storage)
     model = CognateForCausalLM.from_pretrained(job.pulled(job.seed_path)).to(device)
     specialise(model, spec)
     if settings.train.gradient_checkpointing:
@@ -155,8 +158,7 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
     metrics.update({"train/final_loss": outcome.final_loss, "train/tokens_per_s": outcome.tokens_per_s,
                     "train/resumed_from": float(outcome.resumed_from),
                     "train/recoveries": float(outcome.recoveries)})
-    out_dir = job.storage.local(str(job.out_dir)) if job.storage else job.out_dir
-    save_artifact(model.cpu(), out_dir, [job.seed_id], metrics,
+    save_artifact(model.cpu(), job.local(job.out_dir), [job.seed_id], metrics,
                   {"specialisation": spec.name, "vocab_size": model.config.vocab_size,
                    "seed_model": job.seed_id, "act_threshold": spec.act_threshold,
                    "seed_dir": "../seed"})  # the common base of later merges, beside this model

@@ -30,17 +30,9 @@ def run_corpus(cfg: PipelineConfig, run_dir: Path, storage: RunStorage | None = 
     the run as `corpus.json`: every later process, on any node, reads that copy, so
     `data.text_files` need exist only where the run started and every node scores the same
     documents whatever its Python version (the stdlib docstrings differ between versions)."""
-    saved = Path(run_dir) / CORPUS_FILE
-    rel = storage.rel(saved) if storage is not None else None
-    if rel is not None:
-        storage.pull(rel)
-    if saved.is_file():
-        return read_corpus(saved)
-    corpus = load_corpus(cfg.data)
-    save_corpus(corpus, saved)
-    if rel is not None:
-        storage.push(rel)
-    return corpus
+    storage, rel = _run_file(run_dir, storage, CORPUS_FILE)
+    return read_corpus(storage.pull_or_make(rel, lambda path: save_corpus(load_corpus(cfg.data),
+                                                                          path)))
 
 
 def prepare_data(cfg: PipelineConfig, run_dir: Path, storage: RunStorage | None = None) -> RunData:
@@ -50,19 +42,22 @@ def prepare_data(cfg: PipelineConfig, run_dir: Path, storage: RunStorage | None 
     pulled from the run storage when one is given, so every model of a run shares one vocabulary.
     """
     corpus, tasks = run_corpus(cfg, run_dir, storage), load_tasks(cfg.data)
-    saved = Path(run_dir) / TOKENIZER_FILE
-    rel = storage.rel(saved) if storage is not None else None
-    if rel is not None:
-        storage.pull(rel)
-    if saved.is_file():
-        tokenizer = load_tokenizer(saved)
-    else:
+
+    def train(path: Path) -> None:
         texts = corpus.train + task_texts(tasks.train)
-        tokenizer = train_tokenizer(texts, cfg.data.vocab_size, cfg.data.tokenizer_cache)
-        save_tokenizer(tokenizer, run_dir)
-        if rel is not None:
-            storage.push(rel)
-    return RunData(corpus, tasks, tokenizer)
+        save_tokenizer(train_tokenizer(texts, cfg.data.vocab_size, cfg.data.tokenizer_cache),
+                       path.parent)
+
+    storage, rel = _run_file(run_dir, storage, TOKENIZER_FILE)
+    return RunData(corpus, tasks, load_tokenizer(storage.pull_or_make(rel, train)))
+
+
+def _run_file(run_dir: Path, storage: RunStorage | None, name: str) -> tuple[RunStorage, str]:
+    """The storage and storage path of `run_dir/name` (a plain run directory: its parent)."""
+    path = Path(run_dir) / name
+    if storage is None:
+        storage = RunStorage(Path(run_dir).resolve().parent)
+    return storage, storage.rel(path)
 
 
 def pick_device(setting: str) -> torch.device:
