@@ -67,7 +67,9 @@ class ModelConfig:
     max_seq_len: int = option(256, "Longest sequence the model is built for.", ge=2)
     norm_eps: float = option(1e-6, "RMSNorm epsilon.", gt=0)
     dropout: float = option(0.0, "Dropout on residual branches.", ge=0, lt=1)
-    init_std: float = option(0.02, "Std of the normal init of linear and embedding weights.", gt=0)
+    init_std: Optional[float] = option(
+        None, "Std of the normal init of linear weights; null: 1/sqrt(fan_in) (LeCun, as TRM). "
+              "The embedding is always at 1/sqrt(d_model).", gt=0)
     gate_entropy_weight: float = option(
         0.001, "Weight of the mean Bernoulli entropy of the MAG gates added to the loss "
                "(positive: gates commit to a branch; negative: gates keep mixing).")

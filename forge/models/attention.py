@@ -56,7 +56,9 @@ class SlidingWindowAttention(nn.Module):
         v = self._heads(self.v_proj(x))  # (B, nh, T, hd)
         if allowed is None:
             allowed = sliding_window_mask(T, window or self.window, x.device)  # (T, T)
-        if self.training:  # QK-clip statistic; not needed for evaluation or generation
+        # QK-clip statistic: training passes with gradient only (the no-grad recursion cycles
+        # use the same weights, and evaluation and generation need none)
+        if self.training and torch.is_grad_enabled():
             self._record_max(q, k, allowed)
         p = self.dropout.p if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)  # (B, nh, T, hd)

@@ -2,10 +2,14 @@
 
     u   = RMSNorm(h)                                    # (B, T, C)
     a   = SlidingWindowAttention(u)                     # short-term, causal, window w
-    m   = NeuralMemory(u)                               # long-term, chunk-causal
+    m   = NeuralMemory.read(u, M)                       # long-term, chunk-causal
     g   = sigmoid(W_g u)                                # per-channel gate in (0, 1)
     h   = h + g * a + (1 - g) * m
     h   = h + SwiGLU(RMSNorm(h))
+
+M is the memory this block wrote from the input tokens once per forward pass (`write_memory`):
+the sequential fast-weight updates are the expensive part of Titans, and the recursion applies the
+block many times to the same input, so it writes once and reads at every step.
 
 The block also returns the mean Bernoulli entropy of its gate, H(g) = -g log g - (1-g) log(1-g),
 which the model weights into the loss (`gate_entropy_weight`). With the memory disabled the block
@@ -18,10 +22,10 @@ from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from forge.models.attention import SlidingWindowAttention
-from forge.models.branches import BranchTensors
 from forge.models.configuration import CognateConfig
 from forge.models.layers import RMSNorm, SwiGLU
-from forge.models.memory import NeuralMemory
+from forge.models.memory import MemoryState, NeuralMemory
+from forge.models.step import StepContext
 
 
 def bernoulli_entropy(g: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -47,27 +51,28 @@ class MAGBlock(GradientCheckpointingLayer):
         self.mlp = SwiGLU(c.d_model, c.d_ff)
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                branches: BranchTensors | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, C) -> ((B, T, C), scalar gate entropy). With `branches`, T counts the base
-        tokens and the branch tokens after them (`forge.models.branches`)."""
+    def forward(self, h: torch.Tensor, step: StepContext,
+                memory: MemoryState | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> ((B, T, C), scalar gate entropy). `step` holds the RoPE tables and the
+        attention mask of this forward pass; `memory` the fast weights this block's memory
+        wrote from the input (`write_memory`). With thought branches T counts the base tokens
+        and the branch tokens after them (`forge.models.branches`)."""
         u = self.attn_norm(h)  # (B, T, C)
-        allowed = None if branches is None else branches.allowed
-        a = self.attn(u, cos, sin, window=self.config.window, allowed=allowed)  # (B, T, C)
-        if self.memory is None:
+        a = self.attn(u, step.cos, step.sin, allowed=step.allowed)  # (B, T, C)
+        if self.memory is None or memory is None:
             mixed, entropy = a, h.new_zeros(())
         else:
-            m = self._memory(u, branches)  # (B, T, C)
+            n = memory.length  # base tokens; branch tokens after them only read
+            m = self.memory.read(u[:, :n], memory, extra=u[:, n:], extra_anchor=step.extra_anchor)
             g = torch.sigmoid(self.mag_gate(u))  # (B, T, C)
             mixed, entropy = g * a + (1 - g) * m, bernoulli_entropy(g)
         h = h + self.dropout(mixed)
         h = h + self.dropout(self.mlp(self.mlp_norm(h)))
         return h, entropy
 
-    def _memory(self, u: torch.Tensor, branches: BranchTensors | None) -> torch.Tensor:
-        """Memory reads; base tokens alone write it, branch tokens read their anchor's chunk."""
-        if branches is None:
-            return self.memory(u, chunk=self.config.memory_chunk)
-        T = branches.base_len
-        return self.memory(u[:, :T], chunk=self.config.memory_chunk, extra=u[:, T:],
-                           extra_anchor=branches.extra_anchor)
+    def write_memory(self, x: torch.Tensor) -> MemoryState | None:
+        """The long-term memory written from the input tokens x (B, T, C), once per forward pass:
+        every recursion step then reads the same context memory with its own queries."""
+        if self.memory is None:
+            return None
+        return self.memory.write(self.attn_norm(x), chunk=self.config.memory_chunk)

@@ -23,7 +23,7 @@ class CognateConfig(PretrainedConfig):
     def __init__(self, vocab_size: int = 2048, d_model: int = 128, n_layers: int = 2,
                  n_heads: int = 4, d_ff: int = 384, max_seq_len: int = 256,
                  window: int = 64, rope_theta: float = 10000.0, norm_eps: float = 1e-6,
-                 dropout: float = 0.0, init_std: float = 0.02, gate_entropy_weight: float = 0.001,
+                 dropout: float = 0.0, init_std: float | None = None, gate_entropy_weight: float = 0.001,
                  memory_enabled: bool = True, memory_dim: int | None = None,
                  memory_hidden: int | None = None, memory_chunk: int = 16,
                  memory_lr_max: float = 1.0, memory_decay_init: float = 0.99,
@@ -80,6 +80,8 @@ class CognateConfig(PretrainedConfig):
                 raise ValueError(f"CognateConfig.{name}: got {getattr(self, name)!r}; "
                                  "allowed: a number in (0, 1)")
         self.validate_thought_fields()
+        if self.init_std is not None and not self.init_std > 0:
+            raise ValueError(f"CognateConfig.init_std: got {self.init_std!r}; allowed: > 0 or None")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"CognateConfig.dropout: got {self.dropout!r}; allowed: [0, 1)")
 

@@ -14,10 +14,16 @@ it reads the state written by chunks < c only, so nothing in or after chunk c le
 (DESIGN.md section 5, causality traps). W_0 is a learned initialisation shared by all sequences.
 The inner gradient is written out with batched matmuls so the outer loss back-propagates through
 the whole chain of updates (the projections and rates are meta-learned).
+
+Write once, read many: `write` runs the sequential chain of updates once per forward pass and
+returns the state every chunk reads; `read` then retrieves for all chunks in one batched matmul.
+The recursion applies each block 4-12 times to the same sequence, and rewriting the memory at
+every application cost 70% of a training step (docs/model.md, throughput).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +32,8 @@ from transformers import initialization as init
 
 
 def memory_apply(w1: torch.Tensor, w2: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """M_W(u) = u + silu(u W1) W2 for per-sequence weights w1 (B, d, H), w2 (B, H, d); u (B, L, d)."""
+    """M_W(u) = u + silu(u W1) W2 for per-sequence weights w1 (..., d, H), w2 (..., H, d) and
+    queries u (..., L, d): (B, L, d) for one chunk, or (B, N, L, d) for all chunks at once."""
     return u + F.silu(u @ w1) @ w2
 
 
@@ -58,6 +65,16 @@ def bounded(w: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
     return w * (bound / norm).clamp(max=1.0)
 
 
+@dataclass(frozen=True)
+class MemoryState:
+    """The fast weights each chunk reads, for one batch: chunk c reads (w1[:, c], w2[:, c])."""
+
+    w1: torch.Tensor  # (B, N, d, H)
+    w2: torch.Tensor  # (B, N, H, d)
+    chunk: int  # L: tokens per chunk
+    length: int  # T: tokens written (N = ceil(T / L))
+
+
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
@@ -87,33 +104,24 @@ class NeuralMemory(nn.Module):
         bias = [_logit(0.1), _logit(self.momentum_init), _logit(1.0 - self.decay_init)]
         init.copy_(self.mem_rates.bias, torch.tensor(bias))
 
-    def _chunked(self, x: torch.Tensor, chunk: int) -> tuple[torch.Tensor, ...]:
-        """Project (B, T, C) to q, k, v (B, N, L, d) and rates (B, N, L, 3), padding T at the end."""
-        B, T, _ = x.shape
+    def _chunked(self, t: torch.Tensor, chunk: int) -> torch.Tensor:
+        """(B, T, d) -> (B, N, L, d), zero rows padded after the last token only."""
+        B, T, d = t.shape
         pad = (-T) % chunk
-        q = F.normalize(self.mem_query(x), dim=-1)  # (B, T, d)
-        k = F.normalize(self.mem_key(x), dim=-1)  # (B, T, d)
-        v = self.mem_value(x)  # (B, T, d)
-        rates = torch.sigmoid(self.mem_rates(x))  # (B, T, 3)
-        rates = rates * torch.tensor([self.lr_max, 1.0, 1.0], device=x.device, dtype=x.dtype)
-        out = []
-        for t in (q, k, v, rates):
-            t = F.pad(t, (0, 0, 0, pad))  # zero rows after the last token only
-            out.append(t.view(B, (T + pad) // chunk, chunk, t.shape[-1]))
-        return tuple(out)
+        return F.pad(t, (0, 0, 0, pad)).view(B, (T + pad) // chunk, chunk, d)
 
-    def forward(self, x: torch.Tensor, chunk: int | None = None, extra: torch.Tensor | None = None,
-                extra_anchor: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, C) -> retrieved values projected back, (B, T, C); `chunk` overrides the
-        constructor's chunk size (the block passes its config's live value).
+    def write(self, x: torch.Tensor, chunk: int | None = None) -> MemoryState:
+        """Read the sequence x (B, T, C) chunk by chunk and return the fast weights each chunk
+        reads: state c is written by chunks < c only (the update rule of the module docstring).
 
-        `extra` (B, M, C) are read-only tokens (thought branches, `forge.models.branches`): token
-        m reads the state of chunk extra_anchor[m] // chunk, the same state its anchor position
-        reads, and writes nothing. The result is then (B, T + M, C): base reads, then extra reads.
-        """
+        This is the only sequential part of the memory, so the model runs it once per forward
+        pass and every recursion step reads the result (`read`)."""
         B, T, _ = x.shape
         chunk = chunk or self.chunk
-        q, k, v, rates = self._chunked(x, chunk)  # (B, N, L, d) x3, (B, N, L, 3)
+        k = self._chunked(F.normalize(self.mem_key(x), dim=-1), chunk)  # (B, N, L, d)
+        v = self._chunked(self.mem_value(x), chunk)  # (B, N, L, d)
+        rates = torch.sigmoid(self.mem_rates(x))  # (B, T, 3)
+        rates = self._chunked(rates * rates.new_tensor([self.lr_max, 1.0, 1.0]), chunk)
         w1 = self.w1_init.expand(B, -1, -1)  # (B, d, H)
         w2 = self.w2_init.expand(B, -1, -1)  # (B, H, d)
         s1, s2 = torch.zeros_like(w1), torch.zeros_like(w2)
@@ -122,14 +130,8 @@ class NeuralMemory(nn.Module):
         # NaN; a norm bound of a few times W_0's keeps every read finite.
         bound1 = NORM_BOUND * self.w1_init.norm().detach() + 1.0
         bound2 = NORM_BOUND * self.w2_init.norm().detach() + 1.0
-        reads, extra_reads = [], []
-        qx, groups = self._extra_queries(extra, extra_anchor, chunk, q.shape[1])
-        for c in range(q.shape[1]):
-            reads.append(memory_apply(w1, w2, q[:, c]))  # state before chunk c: (B, L, d)
-            if groups[c] is not None:
-                extra_reads.append(memory_apply(w1, w2, qx[:, groups[c]]))  # (B, M_c, d)
-            if c == q.shape[1] - 1:
-                break  # the last chunk's write would only serve later chunks
+        w1s, w2s = [w1], [w2]
+        for c in range(k.shape[1] - 1):  # the last chunk's write would only serve later chunks
             theta, eta, alpha = rates[:, c].unbind(-1)  # (B, L) each
             g1, g2 = memory_grad(w1, w2, k[:, c], v[:, c], theta)
             eta_c = eta.mean(1).view(B, 1, 1)  # (B, 1, 1): one momentum per chunk
@@ -137,25 +139,44 @@ class NeuralMemory(nn.Module):
             s1, s2 = eta_c * s1 - g1, eta_c * s2 - g2
             w1 = bounded(keep * w1 + s1, bound1)
             w2 = bounded(keep * w2 + s2, bound2)
-        y = torch.cat(reads, dim=1)[:, :T]  # (B, T, d)
-        if qx is not None:
-            order = torch.cat([g for g in groups if g is not None])  # (M,) extra index per read
-            y_extra = torch.empty_like(torch.cat(extra_reads, dim=1))  # (B, M, d)
-            y_extra = y_extra.index_copy(1, order, torch.cat(extra_reads, dim=1))
-            y = torch.cat([y, y_extra], dim=1)  # (B, T + M, d)
+            w1s.append(w1)
+            w2s.append(w2)
+        return MemoryState(torch.stack(w1s, 1), torch.stack(w2s, 1), chunk, T)
+
+    def read(self, u: torch.Tensor, state: MemoryState, extra: torch.Tensor | None = None,
+             extra_anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """Retrieve y_t = M_{W_c}(q_t) for every token t of chunk c, all chunks in one batched
+        matmul; u (B, T, C) with T = state.length. Returns the values projected back (B, T, C).
+
+        `extra` (B, M, C) are read-only tokens (thought branches, `forge.models.branches`): token
+        m reads the state of chunk extra_anchor[m] // chunk, the same state its anchor position
+        reads. The result is then (B, T + M, C): base reads, then extra reads.
+        """
+        B, T, _ = u.shape
+        if T != state.length:
+            raise ValueError(f"NeuralMemory.read: {T} tokens, the memory was written from "
+                             f"{state.length}")
+        q = self._chunked(F.normalize(self.mem_query(u), dim=-1), state.chunk)  # (B, N, L, d)
+        y = memory_apply(state.w1, state.w2, q).flatten(1, 2)[:, :T]  # (B, T, d)
+        if extra is not None and extra.shape[1]:
+            y = torch.cat([y, self._read_extra(extra, extra_anchor, state)], dim=1)
         return self.mem_out(y)
 
-    def _extra_queries(self, extra: torch.Tensor | None, anchor: torch.Tensor | None, chunk: int,
-                       n_chunks: int) -> tuple[torch.Tensor | None, list]:
-        """Queries of the read-only tokens (B, M, d) and, per chunk, the indices reading it."""
-        if extra is None or extra.shape[1] == 0:
-            return None, [None] * n_chunks
+    def forward(self, x: torch.Tensor, chunk: int | None = None, extra: torch.Tensor | None = None,
+                extra_anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """Write the memory from x (B, T, C) and read it back with x's own queries (B, T, C);
+        see `write` and `read`."""
+        return self.read(x, self.write(x, chunk), extra, extra_anchor)
+
+    def _read_extra(self, extra: torch.Tensor, anchor: torch.Tensor | None,
+                    state: MemoryState) -> torch.Tensor:
+        """Reads (B, M, d) of read-only tokens, each from its anchor's chunk state."""
         if anchor is None or anchor.shape[0] != extra.shape[1]:
             raise ValueError("NeuralMemory: extra tokens need one anchor position each")
         qx = F.normalize(self.mem_query(extra), dim=-1)  # (B, M, d)
-        which = anchor // chunk  # (M,)
-        groups = []
-        for c in range(n_chunks):
+        which = anchor // state.chunk  # (M,)
+        out = torch.empty_like(qx)
+        for c in which.unique().tolist():
             idx = (which == c).nonzero().flatten()
-            groups.append(idx if idx.numel() else None)
-        return qx, groups
+            out[:, idx] = memory_apply(state.w1[:, c], state.w2[:, c], qx[:, idx])
+        return out

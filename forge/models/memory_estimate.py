@@ -7,21 +7,22 @@ Parameters, gradients and optimizer states are exact: the model is built on the 
 allocation) and its parameters routed as `forge.optim.route_parameters` does. States per parameter:
 Muon 1 (momentum), AdamW 2 (m, v), plus 1 Grokfast EMA buffer each when Grokfast is on.
 
-Activations are what autograd keeps for the backward pass, counted per operation of this code in
-units of its tensor shapes (read off `torch.autograd.graph.saved_tensors_hooks` on small configs
-with pairwise distinct sizes, see `measure_saved_activation_bytes`; the fast-weight norm bound
-adds 2 B d_mem H + 20 B per memory update). With A = n_layers x (n + 1) x
-supervision_steps block applications under gradient (the T-1 no-grad cycles keep nothing),
-N = batch x seq tokens, c = ceil(seq / chunk) memory chunks:
+Activations are what autograd keeps for the backward pass, in units of the tensor shapes of this
+code; the coefficients were fitted to `torch.autograd.graph.saved_tensors_hooks` counts
+(`measure_saved_activation_bytes`) on 90 small configs with pairwise distinct sizes (largest error
+1.2%). With A = n_layers x (n + 1) x supervision_steps block applications under gradient (the T-1
+no-grad cycles keep nothing), N = batch x seq tokens, c = ceil(seq / chunk) memory chunks and
+N' = batch x c x chunk (padded tokens):
 
-    per block application  N (20 C + 4 d_ff + 5 d_mem + n_heads + 10) + seq^2       (attention mask)
-                           + c * 2 B L H + (c - 1) (8 B L H + 6 B d_mem H + 2 B L d_mem + 20 B)
-                           (without memory: N (11 C + 4 d_ff + n_heads + 10) + seq^2)
+    per block application  N (20 C + 4 d_ff + 3 d_mem + n_heads + 20) + 2 N' H      (memory read)
+                           (without memory: N (11 C + 4 d_ff + n_heads + 10))
+    per block, once        3 N C + (c - 1) (8 B L H + 8 B d_mem H + 2 B L d_mem)   (memory write)
+                           (the memory write is not checkpointed; it then keeps no 8 B L H term)
     per f application      2 N C            per supervision step  3 N C + N V
-    once                   18 N
+    once                   18 N + seq^2     (the attention mask, shared by every application)
 
 With gradient checkpointing a block application keeps only its input (N C) and each f
-application its RoPE tables (seq x head_dim); one block's activations are recomputed at a time.
+application its two states; one block's activations are recomputed at a time.
 
 Workspace adds the transient logits and their gradient of one step (2 N V). Everything is fp32
 (4 bytes): an upper bound under bf16 autocast. The attention kernel is the fused one (no seq^2
@@ -82,31 +83,43 @@ def block_elements(config: CognateConfig, batch: int, seq: int) -> int:
     """Elements one MAG block application saves for backward (module docstring formula)."""
     c, N = config, batch * seq
     if not c.memory_enabled:
-        return N * (11 * c.d_model + 4 * c.d_ff + c.n_heads + 10) + seq * seq
+        return N * (11 * c.d_model + 4 * c.d_ff + c.n_heads + 10)
+    padded = batch * math.ceil(seq / c.memory_chunk) * c.memory_chunk
+    return (N * (20 * c.d_model + 4 * c.d_ff + 3 * c.memory_dim + c.n_heads + 20)
+            + 2 * padded * c.memory_hidden)
+
+
+def write_elements(config: CognateConfig, batch: int, seq: int, checkpointing: bool = False) -> int:
+    """Elements one block's memory write (once per forward pass) saves for backward; with
+    gradient checkpointing of the blocks the 8 B L H term goes (measured, as the formula)."""
+    c = config
+    if not c.memory_enabled:
+        return 0
     L, H, d = c.memory_chunk, c.memory_hidden, c.memory_dim
-    chunks = math.ceil(seq / L)
-    return (N * (20 * c.d_model + 4 * c.d_ff + 5 * d + c.n_heads + 10) + seq * seq
-            + chunks * 2 * batch * L * H
-            + (chunks - 1) * (8 * batch * L * H + 6 * batch * d * H + 2 * batch * L * d
-                              + 20 * batch))
+    updates = math.ceil(seq / L) - 1
+    return (3 * batch * seq * c.d_model
+            + updates * (8 * (not checkpointing) * batch * L * H + 8 * batch * d * H
+                         + 2 * batch * L * d))
 
 
 def activation_elements(config: CognateConfig, batch: int, seq: int,
                         checkpointing: bool = False) -> int:
     """Elements autograd saves in one training forward (formula in the module docstring).
 
-    With gradient checkpointing a block keeps only its input (N C) and the RoPE tables; its inner
-    activations come back one block at a time during backward (counted as workspace).
+    With gradient checkpointing a block keeps only its input (N C); its inner activations come
+    back one block at a time during backward (counted as workspace). Memory writes are kept whole.
     """
     c = config
     N, S = batch * seq, c.trm_supervision_steps
     f_apps = (c.trm_n + 1) * S
     blocks = c.n_layers * f_apps
     if checkpointing:
-        per_block, per_f = N * c.d_model, 2 * N * c.d_model + seq * c.head_dim
+        per_block, per_f = N * c.d_model, 2 * N * c.d_model
     else:
         per_block, per_f = block_elements(c, batch, seq), 2 * N * c.d_model
-    return blocks * per_block + f_apps * per_f + S * (3 * N * c.d_model + N * c.vocab_size) + 18 * N
+    writes = c.n_layers * write_elements(c, batch, seq, checkpointing)
+    return (blocks * per_block + writes + f_apps * per_f
+            + S * (3 * N * c.d_model + N * c.vocab_size) + 18 * N + seq * seq)
 
 
 def estimate_training_memory(config: CognateConfig, batch: int, seq: int,

@@ -58,11 +58,19 @@ class CognatePreTrainedModel(PreTrainedModel):
     _no_split_modules = ["MAGBlock"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Normal(0, init_std) for linear/embedding weights, ones for norms, Titans/TRM specials."""
-        std = self.config.init_std
-        if isinstance(module, (nn.Linear, nn.Embedding)):
+        """TRM's init: linear weights Normal(0, 1/fan_in) (LeCun; `init_std` fixes the std
+        instead), the token embedding (tied to the output head) at std 1/sqrt(C), so the
+        sqrt(C)-scaled input is unit-RMS like y and z. With a 0.02 std everywhere the input was an
+        RMS-0.23 ripple on the unit-RMS states, attention stayed uniform and the model ignored its
+        context (docs/model.md, ablation table). Ones for norms; Titans/TRM specials."""
+        if isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=self.config.d_model ** -0.5)
+        elif isinstance(module, nn.Linear):
+            if module is getattr(self, "lm_head", None):
+                return  # tied to the embedding, which sets its scale
+            std = self.config.init_std or module.in_features ** -0.5
             init.normal_(module.weight, mean=0.0, std=std)
-            if getattr(module, "bias", None) is not None:
+            if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, RMSNorm):
             init.ones_(module.weight)
@@ -116,11 +124,12 @@ class CognateModel(CognatePreTrainedModel):
             inputs_embeds = self.embed(input_ids)
         x = inputs_embeds  # (B, T, C)
         c = self.config
-        f = self.net
+        branches = None
         if layout is not None:
             if layout.total != x.shape[1]:
                 raise ValueError(f"layout: expects {layout.total} tokens, got {x.shape[1]}")
-            f = partial(self.net, branches=branch_tensors(layout, c.window, x.device))
+            branches = branch_tensors(layout, c.window, x.device)
+        f = partial(self.net, inputs=self.net.prepare(x, branches))  # memories written once
         y = self.y_init.to(x.dtype).expand_as(x)  # (B, T, C)
         z = self.z_init.to(x.dtype).expand_as(x)  # (B, T, C)
         states, entropy = [], x.new_zeros(())

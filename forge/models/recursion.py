@@ -11,6 +11,7 @@ position t depend on tokens <= t; the recursion itself is position-wise.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -19,7 +20,9 @@ from torch import nn
 from forge.models.block import MAGBlock
 from forge.models.branches import BranchTensors
 from forge.models.configuration import CognateConfig
-from forge.models.layers import RMSNorm, rope_tables
+from forge.models.layers import RMSNorm
+from forge.models.memory import MemoryState
+from forge.models.step import StepContext, step_context
 
 
 class RecursionNet(nn.Module):
@@ -36,21 +39,32 @@ class RecursionNet(nn.Module):
         self.layers = nn.ModuleList(MAGBlock(config) for _ in range(config.n_layers))
         self.out_norm = RMSNorm(config.d_model, config.norm_eps)
 
+    def prepare(self, x: torch.Tensor, branches: BranchTensors | None = None) -> PassInputs:
+        """RoPE, mask and per-block memories for input x (B, N, C), built once per forward pass;
+        only the base tokens (the first branches.base_len, or all) write the memories."""
+        c = self.config
+        step = step_context(x.shape[1], c.head_dim, c.rope_theta, c.window, x.device, x.dtype,
+                            branches)
+        base = x if branches is None else x[:, :branches.base_len]
+        return PassInputs(step, [layer.write_memory(base) for layer in self.layers])
+
     def forward(self, state: torch.Tensor, inject: torch.Tensor,
-                branches: BranchTensors | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, C) x2 -> ((B, T, C), mean gate entropy over the blocks). With `branches` the
-        sequence is extended by thought branches (`forge.models.branches`)."""
-        T = state.shape[1]
-        cos, sin = rope_tables(T, self.config.head_dim, self.config.rope_theta, state.device,
-                               state.dtype)  # (T, hd/2) each
-        if branches is not None:  # per-token positions; every one is < T (see BranchLayout)
-            cos, sin = cos[branches.positions], sin[branches.positions]
+                inputs: PassInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) x2 -> ((B, T, C), mean gate entropy over the blocks)."""
         h = state + inject  # (B, T, C)
         entropy = h.new_zeros(())
-        for layer in self.layers:
-            h, e = layer(h, cos, sin) if branches is None else layer(h, cos, sin, branches)
+        for layer, memory in zip(self.layers, inputs.memories):
+            h, e = layer(h, inputs.step, memory)
             entropy = entropy + e
         return self.out_norm(h), entropy / len(self.layers)
+
+
+@dataclass(frozen=True)
+class PassInputs:
+    """What every application of f within one forward pass shares (see `RecursionNet.prepare`)."""
+
+    step: StepContext
+    memories: list[MemoryState | None]
 
 
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

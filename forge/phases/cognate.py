@@ -16,7 +16,9 @@ import torch
 
 from forge.config import PipelineConfig
 from forge.data.batching import collate, encode_example, encode_documents, lm_windows
+from forge.eval.context import attention_entropy, prompt_swap_gain
 from forge.eval.diversity import pairwise_diversity
+from forge.eval.evaluate import per_task_sample
 from forge.models import CognateForCausalLM, cognate_config_from
 from forge.optim import build_optimizer
 from forge.phases.cognate_config import PHASE, Specialisation
@@ -155,6 +157,7 @@ def train_specialist(job: SpecialistJob, log: Callable[[int, dict], None],
     if outcome.resumed_from == 0:
         log(0, {"trainer/started_at": started})
     metrics = evaluate_split(model, data, cfg)
+    metrics.update(context_metrics(model, data, settings.context_examples))
     metrics.update({"train/final_loss": outcome.final_loss, "train/tokens_per_s": outcome.tokens_per_s,
                     "train/resumed_from": float(outcome.resumed_from),
                     "train/recoveries": float(outcome.recoveries)})
@@ -178,6 +181,42 @@ def check_diversity(models: dict[str, dict], seed: dict, floor: float) -> dict[s
             raise ValueError(f"cognate: models {a} and {b} are too alike: pairwise weight "
                              f"diversity {low:.4g} < phases.cognate.diversity_floor {floor}")
     return named
+
+
+def context_metrics(model: CognateForCausalLM, data: RunData, per_task: int) -> dict[str, float]:
+    """Does the model read its prompt? Prompt-swap gain (mean, standard error, n) on up to
+    `per_task` validation questions of each task, and attention entropy per block."""
+    sample = per_task_sample(data.tasks.validation, per_task)
+    if len(sample) < 2:
+        return {}
+    gain = prompt_swap_gain(model, data.tokenizer, sample)
+    ids = collate([encode_example(data.tokenizer, e, model.config.max_seq_len)
+                   for e in sample[:16]], data.tokenizer.pad_token_id)["input_ids"]
+    out = {"context/prompt_swap_gain": gain.mean, "context/prompt_swap_stderr": gain.stderr,
+           "context/prompt_swap_n": float(gain.n)}
+    for i, h in enumerate(attention_entropy(model, ids)):
+        out[f"context/attention_entropy/block{i}"] = h
+    return out
+
+
+def check_context(models: dict[str, dict], floor: float | None) -> None:
+    """Raise ValueError naming every specialist whose prompt-swap gain is under `floor` (None:
+    no check): its answers do not depend on the question, and every later phase would measure
+    noise."""
+    if floor is None:
+        return
+    unmeasured = sorted(n for n, m in models.items() if "context/prompt_swap_gain" not in m)
+    if unmeasured:
+        raise ValueError(f"cognate: no prompt-swap gain for {', '.join(unmeasured)}: the "
+                         "validation split needs two questions of one task")
+    blind = {name: m["context/prompt_swap_gain"] for name, m in models.items()
+             if m["context/prompt_swap_gain"] < floor}
+    if blind:
+        detail = ", ".join(f"{n} {g:+.4f} +- {models[n]['context/prompt_swap_stderr']:.4f}"
+                           for n, g in sorted(blind.items()))
+        raise ValueError(f"cognate: specialist(s) do not read their prompt: prompt-swap gain "
+                         f"{detail} bits per answer byte < phases.cognate.min_prompt_swap_gain "
+                         f"{floor} (train longer or see docs/model.md)")
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:

@@ -84,6 +84,13 @@ class CognatePhaseConfig(PhaseConfig):
                                           "models' deltas from the seed.", ge=0, le=2)
     min_params: int = option(1, "Handoff contract: fewest parameters per model.", ge=1)
     max_params: int = option(10**10, "Handoff contract: most parameters per model.", ge=1)
+    min_prompt_swap_gain: Optional[float] = option(
+        0.02, "Context check: fewest bits per answer byte a specialist's own prompt must save over "
+              "another question's prompt on validation (forge.eval.context); below it the phase "
+              "fails, because a model that ignores its prompt must not be handed on. null: "
+              "measure and report only (test-sized runs too short to learn anything).")
+    context_examples: int = option(30, "Validation questions per task for the context check.",
+                                   ge=2)
 
     def check(self, path: str) -> None:
         names = [s.name for s in self.specialisations]

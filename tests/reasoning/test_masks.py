@@ -75,7 +75,8 @@ def test_thought_tokens_never_appear_in_generated_output() -> None:
         w = model.model.embed_tokens.weight
         w[START] = w[END] = w[8:40].sum(0) * 10
         assert set(model(torch.tensor([[9, 10, 11]])).logits.argmax(-1)[0].tolist()) <= {START, END}
-    gens = think_generate(model, [[9, 10, 11], [12, 13]], max_new_tokens=6, eos_id=EOS,
+    # eos_id -1 never matches: every prompt generates all six tokens, whatever the weights
+    gens = think_generate(model, [[9, 10, 11], [12, 13]], max_new_tokens=6, eos_id=-1,
                           pad_id=PAD)
     for g in gens:
         assert len(g.tokens) == 6 and len(g.thoughts) == 6
