@@ -6,7 +6,8 @@ import ray
 from actors.resources import equal_share, gpu_share, node_cpus, scheduling_strategy
 from actors.trainer import TrainerActor
 from forge.phases.cognate import (OUTPUT_METADATA, PHASE, SpecialistJob, build_seed_model,
-                                  check_diversity, load_state, train_specialist)
+                                  check_context, check_diversity, load_state,
+                                  train_specialist)
 from forge.phases.cognate_config import CognatePhaseConfig
 from forge.phases.common import evaluate_split, pick_device, prepare_data
 from forge.pipeline import (BasePhase, HandoffContract, PhaseContext, PhaseOutput, PhaseResult,
@@ -89,6 +90,7 @@ class CognatePhase(BasePhase):
                   for name in results}
         diversity = check_diversity(states, seed_model.state_dict(), settings.diversity_floor)
         ctx.log_metrics(settings.train.steps, diversity)
+        check_context(results, settings.min_prompt_swap_gain)
         key = "text/bits_per_byte"
         beats = {n: r[key] < seed_metrics[key] for n, r in results.items()}
         outputs = [PhaseOutput("seed", [], handed_on=False)]
