@@ -24,11 +24,34 @@ def report_markdown(store: RegistryStore, run_id: str) -> str:
     for phase, plot in plots:
         if plot:  # relative to the run directory, where report.md is written
             lines += ["", f"![{phase}]({plot})"]
+    lines += specialist_lines(store, run_id)
     lines += ["", "## Models", "", "| id | params | bytes | parents |", "|---|---|---|---|"]
     for m in store.list_models(run_id):
         parents = ", ".join(f"{p['parent']} ({p['method']})" for p in store.parents(m["id"])) or "-"
         lines.append(f"| {m['id']} | {m['params']:,} | {m['bytes']:,} | {parents} |")
     return "\n".join(lines) + "\n"
+
+
+def specialist_lines(store: RegistryStore, run_id: str) -> list[str]:
+    """Phase 1's specialists: does each read its prompt (prompt-swap gain, forge.eval.context),
+    its validation answer bits per byte, and exact match per task with the 95% interval."""
+    row = store.latest_phases(run_id).get("cognate")
+    models = json.loads(row["summary"] or "{}").get("details", {}).get("models") if row else None
+    if not models:
+        return []
+    lines = ["", "## Phase 1 specialists (validation)", "",
+             "| model | prompt-swap gain (bits/answer byte) | answer bits/byte | exact match per task |",
+             "|---|---|---|---|"]
+    for name, m in sorted(models.items()):
+        gain = m.get("context/prompt_swap_gain")
+        gain_text = "-" if gain is None else f"{gain:+.3f} +- {m['context/prompt_swap_stderr']:.3f}"
+        tasks = sorted({k.split("/")[1] for k in m if k.startswith("task/") and k.endswith("/n")})
+        em = ", ".join(f"{t} {m[f'task/{t}/exact_match']:.0%} [{m[f'task/{t}/exact_match_low']:.0%}, "
+                       f"{m[f'task/{t}/exact_match_high']:.0%}] n={int(m[f'task/{t}/n'])}"
+                       for t in tasks)
+        lines.append(f"| {name} | {gain_text} | {m.get('tasks/answer_bits_per_byte', float('nan')):.3f} "
+                     f"| {em} |")
+    return lines
 
 
 def write_report(store: RegistryStore, run_id: str, runs_dir: Path) -> Path:

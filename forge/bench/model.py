@@ -3,6 +3,13 @@
 Metrics (per repetition): forward+backward tokens/s of one full training step (deep supervision,
 ACT and gate terms, MuGrokfast step) for the default config (`config/pipeline.yaml`) and the
 25m preset (`config/presets/25m-6gb.yaml`), and eval-mode forward tokens/s of the default.
+
+Recursion overhead: one Cognate step applies its network f (n_layers blocks) P = S (n + 1) T
+times, S (n + 1) of them with gradient and the rest without. A plain pre-norm transformer of the
+same width, depth and vocabulary (HF Llama, `forge.bench.plain`) doing the same work would take
+    ideal = S (n + 1) * t_plain(fwd + bwd + AdamW step) + S (n + 1) (T - 1) * t_plain(fwd)
+and `default_step_over_ideal` = t_cognate / ideal (goal <= 1.3; each pass counts a whole plain
+model, embedding and head included, which flatters Cognate a little).
 Facts: parameter counts, and `estimate_training_memory` for three 25m models on one 6 GiB GPU.
 """
 from __future__ import annotations
@@ -22,7 +29,9 @@ PRESET_25M = Path(DEFAULT_CONFIG).parent / "presets" / "25m-6gb.yaml"
 GPU_BYTES = 6 * 2**30  # the target card
 REPEATS = 3
 UNITS = {"default_train_tokens_per_s": "tokens/s", "default_eval_tokens_per_s": "tokens/s",
-         "25m_train_tokens_per_s": "tokens/s", "default_step_s": "s", "25m_step_s": "s"}
+         "25m_train_tokens_per_s": "tokens/s", "default_step_s": "s", "25m_step_s": "s",
+         "default_step_over_ideal": "x", "default_cognate_step_ms": "ms", "plain_step_ms": "ms",
+         "plain_forward_ms": "ms"}
 
 
 def _config(path: Path) -> tuple[CognateConfig, object]:
@@ -55,6 +64,56 @@ def _train_rate(path: Path, batch: int, seq: int) -> tuple[float, float]:
     return batch * seq / elapsed, elapsed
 
 
+def _median_time(step, repeats: int = 5) -> float:
+    step()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def recursion_overhead(path: Path, batch: int, seq: int) -> dict[str, float]:
+    """Cognate step time against the ideal cost of its passes on a plain transformer."""
+    from forge.bench.plain import plain_transformer
+
+    config, optim_cfg = _config(path)
+    torch.manual_seed(0)
+    ids = torch.randint(0, config.vocab_size, (batch, seq))
+    cognate = CognateForCausalLM(config).train()
+    opt = build_optimizer(cognate, optim_cfg)
+    plain = plain_transformer(config).train()
+    plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-3)
+
+    def cognate_step():
+        loss = cognate(ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.filter_gradients()
+        opt.step()
+        opt.qk_clip()
+
+    def plain_step():
+        loss = plain(input_ids=ids, labels=ids).loss
+        plain_opt.zero_grad()
+        loss.backward()
+        plain_opt.step()
+
+    def plain_forward():
+        with torch.no_grad():
+            plain(input_ids=ids)
+
+    t_cog, t_plain, t_fwd = (_median_time(f) for f in (cognate_step, plain_step, plain_forward))
+    grad_passes = config.trm_supervision_steps * (config.trm_n + 1)
+    free_passes = grad_passes * (config.trm_T - 1)
+    ideal = grad_passes * t_plain + free_passes * t_fwd
+    return {"default_step_over_ideal": t_cog / ideal, "default_cognate_step_ms": 1e3 * t_cog,
+            "plain_step_ms": 1e3 * t_plain, "plain_forward_ms": 1e3 * t_fwd,
+            "default_passes_with_grad": float(grad_passes),
+            "default_passes_without_grad": float(free_passes)}
+
+
 def _eval_rate(path: Path, batch: int, seq: int) -> float:
     config, _ = _config(path)
     model = CognateForCausalLM(config).eval()
@@ -73,7 +132,8 @@ def measure(quick: bool) -> dict[str, float]:
     big_rate, big_s = _train_rate(PRESET_25M, *shapes["25m"])
     return {"default_train_tokens_per_s": default_rate, "default_step_s": default_s,
             "default_eval_tokens_per_s": _eval_rate(DEFAULT_CONFIG, *shapes["default"]),
-            "25m_train_tokens_per_s": big_rate, "25m_step_s": big_s}
+            "25m_train_tokens_per_s": big_rate, "25m_step_s": big_s,
+            **recursion_overhead(DEFAULT_CONFIG, *shapes["default"])}
 
 
 def _params(config: CognateConfig) -> int:

@@ -56,6 +56,9 @@ def test_three_trainers_overlap_beat_the_seed_and_differ(ray_session, runs_dir, 
         assert [m["step"] for m in losses] == list(range(2, 31, 2))
     diversity = [v for (model, k), v in metric.items() if k.startswith("diversity/")]
     assert len(diversity) == 3 and min(diversity) > 0.01
+    for name in NAMES:  # the context probes are logged for every specialist (check off here)
+        assert metric[(name, "context/prompt_swap_n")] >= 2
+        assert 0.0 < metric[(name, "context/attention_entropy/block0")] <= 1.0
     models = {m["name"]: m for m in store.list_models(run_id)}
     assert set(models) == {"seed", *NAMES}
     for name in NAMES:
@@ -77,6 +80,19 @@ def test_identical_specialists_fail_the_diversity_floor(ray_session, runs_dir, t
     assert code == 1
     err = capsys.readouterr().err
     assert "are too alike: pairwise weight diversity 0 < phases.cognate.diversity_floor" in err
+
+
+def test_a_specialist_that_ignores_its_prompt_is_refused(ray_session, runs_dir, tmp_path, capsys):
+    # Two steps cannot teach a model to read its prompt: a floor of 0.5 bits per answer byte
+    # refuses all three, and nothing is handed on.
+    code = run_tiny(runs_dir, tmp_path, "phases.cognate.min_prompt_swap_gain=0.5",
+                    "phases.cognate.train.steps=2")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "do not read their prompt: prompt-swap gain adaptive" in err
+    assert "< phases.cognate.min_prompt_swap_gain 0.5" in err
+    store, run_id = only_run(runs_dir)
+    assert store.latest_phases(run_id)["cognate"]["status"] == "failed"
 
 
 def test_handoff_contract_violation_names_the_problem(ray_session, runs_dir, tmp_path, capsys):

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from forge.config import load
-from forge.phases.cognate import (SpecialistBatches, build_seed_model, check_diversity, specialise,
-                                  task_weights_for)
+from forge.phases.cognate import (SpecialistBatches, build_seed_model, check_context,
+                                  check_diversity, context_metrics, specialise, task_weights_for)
 from forge.phases.cognate_config import Specialisation
 from forge.phases.common import prepare_data
 from tests.conftest import ROOT
@@ -70,3 +70,21 @@ def test_diversity_check():
         check_diversity(models, seed, floor=0.01)
     rows = check_diversity({k: models[k] for k in "ab"}, seed, floor=0.01)
     assert rows == {"diversity/a~b": pytest.approx(1.0)}
+
+
+def test_context_metrics_and_check(tiny):
+    cfg, data, _ = tiny
+    model = build_seed_model(cfg, len(data.tokenizer), seed=0).eval()
+    m = context_metrics(model, data, per_task=4)
+    assert m["context/prompt_swap_n"] >= 2 and m["context/prompt_swap_stderr"] >= 0
+    assert abs(m["context/prompt_swap_gain"]) < 0.5  # untrained: its prompt barely matters
+    assert 0.0 < m["context/attention_entropy/block0"] <= 1.0
+    reads = {"context/prompt_swap_gain": 0.31, "context/prompt_swap_stderr": 0.07}
+    blind = {"context/prompt_swap_gain": 0.001, "context/prompt_swap_stderr": 0.002}
+    check_context({"a": reads, "b": reads}, floor=0.02)
+    check_context({"a": blind}, floor=None)  # null: measured and reported only
+    with pytest.raises(ValueError, match=r"do not read their prompt: prompt-swap gain b \+0.0010 "
+                                         r"\+- 0.0020 bits per answer byte < phases.cognate"):
+        check_context({"a": reads, "b": blind}, floor=0.02)
+    with pytest.raises(ValueError, match="no prompt-swap gain for a"):
+        check_context({"a": {}}, floor=0.02)
