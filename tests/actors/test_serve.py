@@ -1,0 +1,79 @@
+"""`forge serve` on Ray Serve, called with the real `openai` client over loopback: completions
+(plain and streamed), models, health, 400s; two replicas at 0.5 CPU each share the load."""
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+openai = pytest.importorskip("openai")
+
+from forge.serve.cli import ServeOptions  # noqa: E402
+from forge.serve.source import resolve_model  # noqa: E402
+from tests.serve.conftest import make_run  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(ray_session, tmp_path_factory):
+    from ray import serve
+
+    from actors.serve import deploy
+
+    run = make_run(tmp_path_factory.mktemp("serve-runs"))
+    options = ServeOptions(resolve_model(str(run / "bitnet/ternary")), port=free_port(),
+                           replicas=2, num_cpus=0.5)
+    url = deploy(options)
+    try:
+        yield url, options.source.name
+    finally:
+        serve.shutdown()
+
+
+def test_openai_client_completes_streams_and_lists_models(server):
+    url, name = server
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list().data] == [name]
+    done = client.completions.create(model=name, prompt="hello world", max_tokens=6,
+                                     temperature=0.8, seed=5, n=2)
+    assert len(done.choices) == 2 and done.usage.prompt_tokens > 0
+    assert all(c.finish_reason in ("stop", "length") for c in done.choices)
+    assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
+    again = client.completions.create(model=name, prompt="hello world", max_tokens=6,
+                                      temperature=0.8, seed=5, n=2)
+    assert [c.text for c in again.choices] == [c.text for c in done.choices]  # any replica
+    chunks = list(client.completions.create(model=name, prompt="hello world", max_tokens=6,
+                                            temperature=0.8, seed=5, n=2, stream=True))
+    streamed = {0: "", 1: ""}
+    for chunk in chunks:
+        for c in chunk.choices:
+            streamed[c.index] += c.text
+    assert streamed == {c.index: c.text for c in done.choices}
+
+
+def test_bad_requests_are_400_through_the_client_and_health_answers(server):
+    url, name = server
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        client.completions.create(model=name, prompt="hi", max_tokens=-3)
+    with pytest.raises(openai.BadRequestError, match="maximum context length"):
+        client.completions.create(model=name, prompt="word " * 80, max_tokens=4)
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="gpt-4", prompt="hi", max_tokens=2)
+    raw = urllib.request.Request(f"{url}/v1/completions", data=b'{"prompt": "x", "temperature": NaN}',
+                                 headers={"content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(raw, timeout=30)
+    assert err.value.code == 400 and "finite" in json.loads(err.value.read())["error"]["message"]
+    with urllib.request.urlopen(f"{url}/health", timeout=30) as r:
+        assert json.loads(r.read()) == {"status": "ok", "model": name}
