@@ -77,3 +77,18 @@ def test_bad_requests_are_400_through_the_client_and_health_answers(server):
     assert err.value.code == 400 and "finite" in json.loads(err.value.read())["error"]["message"]
     with urllib.request.urlopen(f"{url}/health", timeout=30) as r:
         assert json.loads(r.read()) == {"status": "ok", "model": name}
+
+
+def test_serve_benchmark_pieces_measure_real_requests(server, tmp_path):
+    from actors.bench import serve as bench
+
+    url, _ = server
+    stats = bench.load_test(url, {"requests": 4, "concurrency": 2, "max_tokens": 3,
+                                     "prompt": "hello"})
+    assert 0 < stats["p50_latency_s"] <= stats["p99_latency_s"]
+    assert stats["requests_per_s"] > 0 and stats["tokens_per_s"] >= 3 * stats["requests_per_s"] * 0.99
+    run = make_run(tmp_path)
+    (run / "fp").symlink_to(run / "cognate/fp")
+    (run / "packed").symlink_to(run / "bitnet/ternary")
+    ms = bench.ms_per_token(run, 3, rounds=1, prompt="hello world")
+    assert set(ms) == {"fp", "packed"} and all(0 < v < 10_000 for v in ms.values())
