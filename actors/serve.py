@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,8 +75,9 @@ def deploy(options: ServeOptions) -> str:
     return f"http://{options.host}:{options.port}"
 
 
-def main(options: ServeOptions) -> int:
-    """`forge serve`: connect (or start) Ray, deploy, wait for Ctrl-C, shut Serve down."""
+def main(options: ServeOptions, stop: threading.Event | None = None) -> int:
+    """`forge serve`: connect (or start) Ray, deploy, serve until Ctrl-C / SIGTERM (or until
+    `stop` is set, for callers that run it in a thread), then shut Serve down."""
     from actors.cluster import ClusterError, connect
     from forge.config.sections import RayConfig
 
@@ -93,13 +95,17 @@ def main(options: ServeOptions) -> int:
             return 1
         print(f"serving {options.source.name} at {url}/v1 (POST /v1/completions, GET /v1/models,"
               f" GET /health); Ctrl-C stops", flush=True)
+        if stop is not None:
+            stop.wait()
+            return 0
         signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops as cleanly as Ctrl-C
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown
+        if stop is None:  # a second Ctrl-C must not cut the shutdown short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         serve.shutdown()
         session.close()
 

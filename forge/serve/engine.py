@@ -11,6 +11,7 @@ any tail that could still grow into a stop string are held back until the next t
 """
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -125,8 +126,8 @@ class CompletionEngine:
         """Deltas of the `n` choices of one prompt as tokens are decided (indices from
         first_index). Every choice's last delta has its finish_reason."""
         self.check(prompt_ids, params)
-        gen = torch.Generator().manual_seed(params.seed if params.seed is not None
-                                            else torch.seed() % 2**63)
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        gen = torch.Generator().manual_seed(seed)  # per request: never the global RNG
         ids = torch.tensor([prompt_ids] * params.n)  # (n, T)
         choices = [_Choice(first_index + i, params.stop) for i in range(params.n)]
         for step in range(params.max_tokens):

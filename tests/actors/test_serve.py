@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -24,20 +26,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, thread: threading.Thread, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and thread.is_alive():
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise AssertionError(f"{url} never became healthy (server thread alive: {thread.is_alive()})")
+
+
 @pytest.fixture(scope="module")
 def server(ray_session, tmp_path_factory):
-    from ray import serve
-
-    from actors.serve import deploy
+    """`forge serve`'s own entry (actors.serve.main) in a thread on the session Ray: 2 replicas
+    at 0.5 CPU on a free loopback port; stopping it shuts its Serve instance down."""
+    from actors.serve import main
 
     run = make_run(tmp_path_factory.mktemp("serve-runs"))
     options = ServeOptions(resolve_model(str(run / "bitnet/ternary")), port=free_port(),
                            replicas=2, num_cpus=0.5)
-    url = deploy(options)
+    stop, result = threading.Event(), []
+    thread = threading.Thread(target=lambda: result.append(main(options, stop)), daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{options.port}"
     try:
+        wait_healthy(url, thread)
         yield url, options.source.name
     finally:
-        serve.shutdown()
+        stop.set()
+        thread.join(timeout=120)
+    assert result == [0]
+    with pytest.raises(OSError):  # Serve's proxy went with the server: nothing listens there
+        socket.create_connection(("127.0.0.1", options.port), timeout=5).close()
 
 
 def test_openai_client_completes_streams_and_lists_models(server):
