@@ -1,5 +1,5 @@
 """The `forge` command: run, resume, status, monitor, models, show, rollback, report, gc, eval,
-generate.
+generate, serve, export.
 
 Everything but `run` and `resume` reads (or, for rollback and gc, edits) the registry file
 directly, without Ray, so it works while a run is going and after the cluster is gone.
@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("generate", help="generate from a model, thinking first (Quiet-STaR; see "
                                     "forge generate -h)", add_help=False)
+    sub.add_parser("serve", help="serve a model with an OpenAI-compatible API on Ray Serve (see "
+                                 "forge serve -h)", add_help=False)
+    sub.add_parser("export", help="export a model as a Hugging Face folder (see forge export -h)",
+                   add_help=False)
     p = sub.add_parser("gc", help="apply the clean-up policy of the config's registry section")
     p.add_argument("--config", default=None)
     p.add_argument("--dry-run", action="store_true")
@@ -223,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         from forge.reasoning.cli import main as generate_main
 
         return generate_main(argv[1:])
+    if argv[:1] in (["serve"], ["export"]):
+        from forge.serve import cli as serve_cli
+
+        return (serve_cli.serve_main if argv[0] == "serve" else serve_cli.export_main)(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "resume":
         extra = ["--address", args.address] if args.address else []

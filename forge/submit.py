@@ -179,5 +179,13 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         session.close()
 
 
+def serve(options) -> int:
+    """`forge serve` after its options are checked (forge.serve.cli): the Ray Serve deployment
+    lives in actors/, which only this module of forge/ may reach."""
+    from actors.serve import main as serve_main
+
+    return serve_main(options)
+
+
 if __name__ == "__main__":
     sys.exit(main())
