@@ -58,17 +58,14 @@ def find_upwards(start: Path, name: str) -> Path | None:
 
 
 def load_model(model_dir: Path) -> Any:
-    """`AutoModelForCausalLM.from_pretrained(model_dir)` with Cognate registered; failures
+    """`forge.load_model(model_dir)` (every artifact kind, packed ternary included); failures
     become one-line `EvalInputError`s."""
-    import forge.models  # noqa: F401  (registers the Cognate model type with the Auto classes)
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
+    from forge.quant.load import load_model as load_artifact
 
-    hf_logging.disable_progress_bar()  # the table is the output; no loading bars on stderr
     if not (model_dir / "config.json").is_file():
         raise EvalInputError(f"{model_dir}: no config.json (not a saved model folder)")
     try:
-        return AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+        return load_artifact(model_dir)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise EvalInputError(f"{model_dir}: cannot load the model ({first_line})") from err

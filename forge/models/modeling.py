@@ -17,6 +17,7 @@ of those logits. Labels follow HF causal LMs: position t predicts labels[t+1]; -
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from functools import partial
 
 import torch
@@ -145,6 +146,17 @@ class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
     """Causal LM head (tied to the embedding) + ACT Q-head over `CognateModel`."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """HF loading of a full-precision artifact. A packed ternary one (quantization.json)
+        raises: HF would random-initialise its ternary layers and only warn."""
+        folder = Path(str(pretrained_model_name_or_path))
+        if (folder / "quantization.json").is_file():
+            raise ValueError(f"{folder}: a packed ternary artifact; from_pretrained would load "
+                             "random weights in place of its ternary layers; use "
+                             "forge.load_model(path)")
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def __init__(self, config: CognateConfig) -> None:
         super().__init__(config)

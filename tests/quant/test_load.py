@@ -49,3 +49,29 @@ def test_a_directory_without_a_model_is_refused(tmp_path: Path):
         load_model(tmp_path)
     with pytest.raises(ValueError, match="no config.json"):
         load_model(tmp_path / "missing")
+
+
+def test_every_entry_point_loads_the_packed_model_or_refuses(tmp_path: Path):
+    """forge.load_model, `forge eval`/`forge generate`'s loader and HF's from_pretrained on a
+    packed artifact: the first two give the ternary model's logits; HF, which would random-init
+    the ternary layers and only warn, raises naming forge.load_model."""
+    import forge
+    from transformers import AutoModelForCausalLM
+
+    from forge.eval.cli import load_model as cli_load
+    from forge.models import CognateForCausalLM
+
+    model = small_model()
+    convert_to_ternary(model)
+    save_ternary(model.eval(), tmp_path / "packed", parents=[], metrics={},
+                 metadata={"vocab_size": 64})
+    save_artifact(small_model().eval(), tmp_path / "fp")
+    expected = _logits(model)
+    assert torch.equal(_logits(forge.load_model(tmp_path / "packed")), expected)
+    assert torch.equal(_logits(cli_load(tmp_path / "packed")), expected)
+    for loader in (CognateForCausalLM.from_pretrained, AutoModelForCausalLM.from_pretrained):
+        with pytest.raises(ValueError, match="packed ternary artifact.*use forge.load_model"):
+            loader(tmp_path / "packed")
+    fp = forge.load_model(tmp_path / "fp")
+    assert torch.equal(_logits(fp), _logits(CognateForCausalLM.from_pretrained(tmp_path / "fp")))
+    assert torch.equal(_logits(cli_load(tmp_path / "fp")), _logits(fp))
