@@ -52,7 +52,9 @@ def phase_numbers(store: RegistryStore, run_id: str) -> dict[str, float]:
 
 
 def measure(quick: bool) -> dict[str, float]:
-    extra = ["--set", "phases.cognate.train.steps=10"] if quick else []
+    # 10 steps cannot teach a prompt: the quick run measures the context check without applying it
+    extra = (["--set", "phases.cognate.train.steps=10",
+              "--set", "phases.cognate.min_prompt_swap_gain=null"] if quick else [])
     with tempfile.TemporaryDirectory() as tmp:
         runs_dir = Path(tmp) / "runs"
         wall = run_default(runs_dir, extra)
@@ -62,17 +64,22 @@ def measure(quick: bool) -> dict[str, float]:
         bpb = {m["model"]: m["value"] for m in store.metrics(run["id"], phase="cognate",
                                                               name="text/bits_per_byte")}
         final = json.loads(store.latest_phases(run["id"])[PHASES[-1]]["summary"])
+        context = {f"{m['model']}_{m['name'].split('/')[-1]}": m["value"]
+                   for m in store.metrics(run["id"], phase="cognate")
+                   if m["name"] in ("context/prompt_swap_gain", "context/prompt_swap_stderr",
+                                    "tasks/exact_match")}
     trained = [bpb[n] for n in NAMES]
     return {"command_wall_s": wall, **phases,
             "seed_val_bits_per_byte": bpb["seed"], "best_val_bits_per_byte": min(trained),
             "worst_val_bits_per_byte": max(trained),
             "models_beating_seed": float(sum(b < bpb["seed"] for b in trained)),
-            "final_model_bytes": float(final.get("size_bytes", 0))}
+            "final_model_bytes": float(final.get("size_bytes", 0)), **context}
 
 
 def setup(quick: bool) -> dict:
     return {"command": "python -m forge.submit --address local"
-                       + (" --set phases.cognate.train.steps=10" if quick else ""),
+                       + (" --set phases.cognate.train.steps=10 --set "
+                          "phases.cognate.min_prompt_swap_gain=null" if quick else ""),
             "phases": " -> ".join(PHASES),
             "key_metrics": "cognate: best val bits/byte; evomerge: champion val fitness; "
                            "quiet_star: val answer bits/byte with thoughts; bitnet: val bits/byte "

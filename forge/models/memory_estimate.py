@@ -17,7 +17,8 @@ N' = batch x c x chunk (padded tokens):
     per block application  N (20 C + 4 d_ff + 3 d_mem + n_heads + 20) + 2 N' H      (memory read)
                            (without memory: N (11 C + 4 d_ff + n_heads + 10))
     per block, once        3 N C + (c - 1) (8 B L H + 8 B d_mem H + 2 B L d_mem)   (memory write)
-                           (the memory write is not checkpointed; it then keeps no 8 B L H term)
+                           (with checkpointing the write is recomputed in backward: its
+                           chain counts as workspace, with the fast weights 2 B c d_mem H)
     per f application      2 N C            per supervision step  3 N C + N V
     once                   18 N + seq^2     (the attention mask, shared by every application)
 
@@ -90,16 +91,24 @@ def block_elements(config: CognateConfig, batch: int, seq: int) -> int:
 
 
 def write_elements(config: CognateConfig, batch: int, seq: int, checkpointing: bool = False) -> int:
-    """Elements one block's memory write (once per forward pass) saves for backward; with
-    gradient checkpointing of the blocks the 8 B L H term goes (measured, as the formula)."""
+    """Elements one block's memory write (once per forward pass) saves for backward; none when
+    the blocks are checkpointed (the write is recomputed in backward too)."""
     c = config
-    if not c.memory_enabled:
+    if not c.memory_enabled or checkpointing:
         return 0
     L, H, d = c.memory_chunk, c.memory_hidden, c.memory_dim
     updates = math.ceil(seq / L) - 1
     return (3 * batch * seq * c.d_model
-            + updates * (8 * (not checkpointing) * batch * L * H + 8 * batch * d * H
-                         + 2 * batch * L * d))
+            + updates * (8 * batch * L * H + 8 * batch * d * H + 2 * batch * L * d))
+
+
+def state_elements(config: CognateConfig, batch: int, seq: int) -> int:
+    """Fast weights every chunk reads, all blocks: 2 B c d_mem H per block (live through the
+    step; saved by the reads without checkpointing, kept for the recompute with it)."""
+    c = config
+    if not c.memory_enabled:
+        return 0
+    return c.n_layers * 2 * batch * math.ceil(seq / c.memory_chunk) * c.memory_dim * c.memory_hidden
 
 
 def activation_elements(config: CognateConfig, batch: int, seq: int,
@@ -107,7 +116,7 @@ def activation_elements(config: CognateConfig, batch: int, seq: int,
     """Elements autograd saves in one training forward (formula in the module docstring).
 
     With gradient checkpointing a block keeps only its input (N C); its inner activations come
-    back one block at a time during backward (counted as workspace). Memory writes are kept whole.
+    back one block at a time during backward (counted as workspace), and so does each memory write.
     """
     c = config
     N, S = batch * seq, c.trm_supervision_steps
@@ -119,7 +128,8 @@ def activation_elements(config: CognateConfig, batch: int, seq: int,
         per_block, per_f = block_elements(c, batch, seq), 2 * N * c.d_model
     writes = c.n_layers * write_elements(c, batch, seq, checkpointing)
     return (blocks * per_block + writes + f_apps * per_f
-            + S * (3 * N * c.d_model + N * c.vocab_size) + 18 * N + seq * seq)
+            + S * (3 * N * c.d_model + N * c.vocab_size) + 18 * N + seq * seq
+            + checkpointing * seq * c.head_dim)  # the shared RoPE tables, measured
 
 
 def estimate_training_memory(config: CognateConfig, batch: int, seq: int,
@@ -136,6 +146,7 @@ def estimate_training_memory(config: CognateConfig, batch: int, seq: int,
     workspace = 2 * batch * seq * config.vocab_size  # logits of one step and their gradient
     if checkpointing:
         workspace += block_elements(config, batch, seq)  # one block recomputed at a time
+        workspace += state_elements(config, batch, seq) + write_elements(config, batch, seq)
     return MemoryEstimate(params=params * FP32, grads=params * FP32,
                           optimizer_states=states * FP32,
                           activations=activation_elements(config, batch, seq, checkpointing) * FP32,

@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from forge.models.block import MAGBlock
 from forge.models.branches import BranchTensors
@@ -46,7 +47,14 @@ class RecursionNet(nn.Module):
         step = step_context(x.shape[1], c.head_dim, c.rope_theta, c.window, x.device, x.dtype,
                             branches)
         base = x if branches is None else x[:, :branches.base_len]
-        return PassInputs(step, [layer.write_memory(base) for layer in self.layers])
+        return PassInputs(step, [self._write(layer, base) for layer in self.layers])
+
+    def _write(self, layer: MAGBlock, x: torch.Tensor) -> MemoryState | None:
+        """The block's memory write; recomputed in backward when its block is checkpointed (the
+        chain of fast weights would otherwise be most of what a checkpointed step keeps)."""
+        if layer.gradient_checkpointing and layer.training and torch.is_grad_enabled():
+            return checkpoint(layer.write_memory, x, use_reentrant=False)
+        return layer.write_memory(x)
 
     def forward(self, state: torch.Tensor, inject: torch.Tensor,
                 inputs: PassInputs) -> tuple[torch.Tensor, torch.Tensor]:
