@@ -12,14 +12,12 @@ It needs no Ray; it lives beside the serve benchmark to share its model builder.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from actors.bench.serve import _RUN, build_run
+from actors.bench.serve import _RUN, temporary_run
 
 LENGTHS = (32, 128, 240)  # new tokens; 16-token prompt + 240 = the default context of 256
 QUICK_LENGTHS = (8, 24)
@@ -77,14 +75,7 @@ def measure(quick: bool) -> dict[str, float]:
 
 
 def setup(quick: bool) -> dict:
-    root = Path(tempfile.mkdtemp(prefix="forge-bench-kv-"))
-    import atexit
-
-    atexit.register(shutil.rmtree, root, True)
-    _RUN["run"] = build_run(root)
-    from forge.quant import load_model
-
-    params = sum(p.numel() for p in load_model(_RUN["run"] / "fp").parameters())
+    _, params = temporary_run("forge-bench-kv-")
     return {"cores": os.cpu_count(), "model": f"default pipeline Cognate, {params:,} parameters, "
             "untrained; fp and packed ternary", "prompt_tokens": PROMPT_TOKENS,
             "decoding": "batch 1, greedy, through forge.serve.engine, 1 torch thread",

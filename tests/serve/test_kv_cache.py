@@ -129,3 +129,16 @@ def test_cache_bad_use_is_a_clear_error():
         model(ids, cache=object())
     with pytest.raises(ValueError, match="model.eval"):
         model.train()(ids, cache=CognateCache(model.config.window))
+
+
+def test_kv_cache_benchmark_measures_both_paths(tiny_run, monkeypatch):
+    from actors.bench import kv_cache
+
+    monkeypatch.setitem(kv_cache._RUN, "run", tiny_run)
+    monkeypatch.setattr(kv_cache, "KINDS", {"cognate/fp": ()})
+    monkeypatch.setattr(kv_cache, "QUICK_LENGTHS", (4, 12))
+    out = kv_cache.measure(quick=True)
+    for n in (4, 12):
+        assert out[f"cognate/fp_{n}_cached_tokens_per_s"] > 0
+        assert out[f"cognate/fp_{n}_speedup"] == pytest.approx(
+            out[f"cognate/fp_{n}_cached_tokens_per_s"] / out[f"cognate/fp_{n}_uncached_tokens_per_s"])
