@@ -77,6 +77,10 @@ class CognateCache:
                    for s, (k, v) in self.kv.items()}
         self.memory = [m if m is None else m.select(rows) for m in self.memory]
 
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        """Beam search's reordering (HF Cache API): row i becomes row beam_idx[i]."""
+        self.select(beam_idx)
+
 
 class KVSlot:
     """One (application, layer) of a cached pass: what an attention module extends."""

@@ -99,6 +99,15 @@ def test_engine_with_and_without_cache_complete_alike(tiny_run):
     assert texts[0] == texts[1]
 
 
+def test_beam_search_with_cache_gives_the_uncached_beams():
+    model = small_model(seed=2, vocab_size=288, max_seq_len=64).eval()
+    prompt = _ids(4, rows=1, seed=5)
+    with torch.no_grad():
+        beams = [model.generate(prompt, max_new_tokens=14, num_beams=3, do_sample=False,
+                                use_cache=c) for c in (True, False)]
+    assert torch.equal(beams[0], beams[1])
+
+
 def test_select_keeps_rows_of_the_cache():
     model = small_model(seed=1, vocab_size=288, max_seq_len=64).eval()
     ids = _ids(20, rows=3, seed=2)
