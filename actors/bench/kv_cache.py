@@ -6,7 +6,8 @@ per step) and without it (every token re-reads the prefix), at several numbers o
 Tokens/s counts generated tokens over the whole call (prompt reading included). Model: the
 default pipeline's Cognate (config/pipeline.yaml: context 256, window 64, memory chunk 16),
 randomly initialised (speed does not depend on training), fp and packed ternary; one torch thread,
-as one serve replica runs it. The longest run fills the context: prompt + new tokens = 256.
+as one serve replica runs it; the best of two rounds taken in turns. The longest run fills the
+context: prompt + new tokens = 256.
 It needs no Ray; it lives beside the serve benchmark to share its model builder.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ QUICK_LENGTHS = (8, 24)
 KINDS = {"fp": LENGTHS, "packed": (128,)}  # the packed model's cost ratio is the same per token
 PROMPT_TOKENS = 16
 REPEATS = 1
+ROUNDS = 2  # cached and uncached take turns; the best round of each
 UNITS = {"load_average_start": "runnable procs (1 min)", "load_average_end": "runnable procs (1 min)"}
 for _kind, _lengths in KINDS.items():
     for _n in set(_lengths) | set(QUICK_LENGTHS):
@@ -54,6 +56,20 @@ def tokens_per_s(engine, prompt: list[int], n: int) -> tuple[float, str]:
     return choice["tokens"] / (time.perf_counter() - start), choice["text"]
 
 
+def _best_of(engines: dict, prompt: list[int], n: int, rounds: int) -> tuple[float, float]:
+    """Best tokens/s with and without the cache over `rounds` rounds taking turns (the shared
+    machine's load changes from minute to minute)."""
+    best = {True: 0.0, False: 0.0}
+    for _ in range(rounds):
+        texts = {}
+        for cached, engine in engines.items():
+            rate, texts[cached] = tokens_per_s(engine, prompt, n)
+            best[cached] = max(best[cached], rate)
+        if texts[True] != texts[False]:  # the cache is exact: a mismatch is a bug, not noise
+            raise RuntimeError(f"kv_cache: {n} tokens: cached and uncached text differ")
+    return best[True], best[False]
+
+
 def measure(quick: bool) -> dict[str, float]:
     torch.set_num_threads(1)
     out = {"load_average_start": os.getloadavg()[0]}
@@ -62,10 +78,7 @@ def measure(quick: bool) -> dict[str, float]:
         prompt = list(range(100, 100 + PROMPT_TOKENS))  # any 16 ordinary token ids
         tokens_per_s(engines[True], prompt, 2)  # warm-up
         for n in QUICK_LENGTHS if quick else lengths:
-            fast, text_fast = tokens_per_s(engines[True], prompt, n)
-            slow, text_slow = tokens_per_s(engines[False], prompt, n)
-            if text_fast != text_slow:  # the cache is exact: a mismatch is a bug, not noise
-                raise RuntimeError(f"kv_cache: {kind} {n} tokens: cached and uncached text differ")
+            fast, slow = _best_of(engines, prompt, n, rounds=1 if quick else ROUNDS)
             out |= {f"{kind}_{n}_cached_tokens_per_s": fast,
                     f"{kind}_{n}_uncached_tokens_per_s": slow, f"{kind}_{n}_speedup": fast / slow}
         if quick:
