@@ -18,7 +18,9 @@ the whole chain of updates (the projections and rates are meta-learned).
 Write once, read many: `write` runs the sequential chain of updates once per forward pass and
 returns the state every chunk reads; `read` then retrieves for all chunks in one batched matmul.
 The recursion applies each block 4-12 times to the same sequence, and rewriting the memory at
-every application cost 70% of a training step (docs/model.md, throughput).
+every application cost 70% of a training step (docs/model.md, throughput). `write_more` is the
+incremental form for the KV cache (`forge.models.cache`): it continues a `MemoryCarry` with new
+tokens and gives them the same states `write` gives the whole sequence.
 """
 from __future__ import annotations
 
