@@ -7,8 +7,8 @@
     the fp artifact it was made from. `forge.quant.load_model` unpacks the trits once at load
     (no ternary kernel); the packed model still quantises activations to 8 bits per token.
 Model: the default pipeline's Cognate (config/pipeline.yaml), randomly initialised (speed does not
-depend on training), a 2048-token BPE trained on pydoc topics. No KV cache: each token re-reads
-the prefix.
+depend on training), a 2048-token BPE trained on pydoc topics. The engine decodes with the KV
+cache (`python -m forge.bench kv_cache` measures it against re-reading the prefix).
 """
 from __future__ import annotations
 
@@ -170,20 +170,26 @@ def measure(quick: bool) -> dict[str, float]:
     return out
 
 
-def setup(quick: bool) -> dict:
-    root = Path(tempfile.mkdtemp(prefix="forge-bench-serve-"))
+def temporary_run(prefix: str) -> tuple[Path, int]:
+    """The default model's run in a temporary folder removed at exit (as _RUN["run"]); the folder
+    and the model's parameter count."""
     import atexit
 
+    from forge.quant import load_model
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, root, True)
     _RUN["run"] = build_run(root)
+    return root, sum(p.numel() for p in load_model(_RUN["run"] / "fp").parameters())
+
+
+def setup(quick: bool) -> dict:
+    root, params = temporary_run("forge-bench-serve-")
     if not quick:
         from forge.config import CONFIG_DIR
 
         _RUN["25m"] = build_run(root, CONFIG_DIR / "presets" / "25m-6gb.yaml", "25m")
-    from forge.quant import load_model
-
-    params = sum(p.numel() for p in load_model(_RUN["run"] / "fp").parameters())
     return {**sizes(quick), "cores": os.cpu_count(), "model": f"default pipeline Cognate, {params:,} parameters, untrained",
             "replica": "1 CPU, 1 torch thread; packed ternary artifact",
             "prompt_tokens": "see PROMPT in actors/bench/serve.py",
-            "kv_cache": "none (every token re-reads the prefix)"}
+            "kv_cache": "on (forge.models.cache)"}

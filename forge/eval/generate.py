@@ -2,8 +2,11 @@
 
 Rows are right-padded; at each step every unfinished row takes argmax of the logits at its own
 last real position and writes the token after it. In a causal model padding to the right of a
-position cannot change that position's logits, so no attention mask is needed. Without a KV cache
-a step costs a full forward pass: fine for the short answers of the task evaluation.
+position cannot change that position's logits, so no attention mask is needed.
+
+A Cognate model decodes a batch whose prompts have one length with its KV cache
+(`forge.models.cache`): the prompts are read once, then one token per row per step. Batches of
+mixed lengths (and other models) re-read the prefix every step.
 """
 from __future__ import annotations
 
@@ -12,6 +15,29 @@ from typing import Any, Sequence
 import torch
 
 from forge.eval.scoring import context_limit, model_device
+
+
+def _cacheable(model: Any, prompts: Sequence[list[int]]) -> bool:
+    config = getattr(model, "config", None)
+    return getattr(config, "model_type", None) == "cognate" and len({len(p) for p in prompts}) == 1
+
+
+@torch.no_grad()
+def _greedy_cached(model: Any, prompts: Sequence[list[int]], max_new_tokens: int,
+                   eos_id: int) -> list[list[int]]:
+    """Equal-length prompts through the KV cache; finished rows decode on and are cut after."""
+    ids = torch.tensor(list(prompts), dtype=torch.long, device=model_device(model))  # (B, T)
+    out = model(ids, use_cache=True)
+    gen, done = [], torch.zeros(len(prompts), dtype=torch.bool, device=ids.device)
+    for step in range(max_new_tokens):
+        nxt = out.logits[:, -1].argmax(dim=-1)  # (B,)
+        gen.append(torch.where(done, eos_id, nxt))
+        done |= nxt == eos_id
+        if bool(done.all()) or step == max_new_tokens - 1:
+            break
+        out = model(nxt[:, None], cache=out.cache)
+    rows = torch.stack(gen, 1).tolist()  # (B, steps)
+    return [r[:r.index(eos_id)] if eos_id in r else r for r in rows]
 
 
 @torch.no_grad()
@@ -49,7 +75,10 @@ def greedy_generate(model: Any, prompts: Sequence[list[int]], max_new_tokens: in
     try:
         out: list[list[int]] = []
         for i in range(0, len(prompts), batch_size):
-            out += _greedy_batch(model, prompts[i:i + batch_size], max_new_tokens, eos_id, pad_id)
+            batch = prompts[i:i + batch_size]
+            out += (_greedy_cached(model, batch, max_new_tokens, eos_id)
+                    if _cacheable(model, batch) else
+                    _greedy_batch(model, batch, max_new_tokens, eos_id, pad_id))
         return out
     finally:
         model.train(was_training)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from forge.models.cache import KVSlot
 from forge.models.layers import apply_rope
 
 
@@ -45,15 +46,20 @@ class SlidingWindowAttention(nn.Module):
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                window: int | None = None, allowed: torch.Tensor | None = None) -> torch.Tensor:
+                window: int | None = None, allowed: torch.Tensor | None = None,
+                kv: KVSlot | None = None) -> torch.Tensor:
         """(B, T, C) -> (B, T, C); cos/sin are RoPE tables (T, hd/2), one row per token;
         `window` overrides the constructor's (the block passes its config's live value).
         `allowed` (T, T), when given, replaces the sliding-window mask: parallel thought
-        branches (`forge.models.branches`) bring their own diagonal mask, window included."""
+        branches (`forge.models.branches`) bring their own diagonal mask, window included.
+        With `kv` (incremental decoding, `forge.models.cache`) x holds the new tokens only: the
+        slot's cached keys and values come first and `allowed` is (T, past + T)."""
         B, T, C = x.shape
         q = apply_rope(self._heads(self.q_proj(x)), cos, sin)  # (B, nh, T, hd)
         k = apply_rope(self._heads(self.k_proj(x)), cos, sin)  # (B, nh, T, hd)
         v = self._heads(self.v_proj(x))  # (B, nh, T, hd)
+        if kv is not None:
+            k, v = kv.extend(k, v)  # (B, nh, past + T, hd)
         if allowed is None:
             allowed = sliding_window_mask(T, window or self.window, x.device)  # (T, T)
         # QK-clip statistic: training passes with gradient only (the no-grad recursion cycles

@@ -24,7 +24,8 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from forge.models.attention import SlidingWindowAttention
 from forge.models.configuration import CognateConfig
 from forge.models.layers import RMSNorm, SwiGLU
-from forge.models.memory import MemoryState, NeuralMemory
+from forge.models.cache import KVSlot
+from forge.models.memory import MemoryCarry, MemoryState, NeuralMemory
 from forge.models.step import StepContext
 
 
@@ -52,13 +53,15 @@ class MAGBlock(GradientCheckpointingLayer):
         self.dropout = nn.Dropout(c.dropout)
 
     def forward(self, h: torch.Tensor, step: StepContext,
-                memory: MemoryState | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                memory: MemoryState | None = None,
+                kv: KVSlot | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C) -> ((B, T, C), scalar gate entropy). `step` holds the RoPE tables and the
         attention mask of this forward pass; `memory` the fast weights this block's memory
         wrote from the input (`write_memory`). With thought branches T counts the base tokens
-        and the branch tokens after them (`forge.models.branches`)."""
+        and the branch tokens after them (`forge.models.branches`). `kv` is this block's slot of
+        the KV cache when decoding incrementally (`forge.models.cache`)."""
         u = self.attn_norm(h)  # (B, T, C)
-        a = self.attn(u, step.cos, step.sin, allowed=step.allowed)  # (B, T, C)
+        a = self.attn(u, step.cos, step.sin, allowed=step.allowed, kv=kv)  # (B, T, C)
         if self.memory is None or memory is None:
             mixed, entropy = a, h.new_zeros(())
         else:
@@ -76,3 +79,10 @@ class MAGBlock(GradientCheckpointingLayer):
         if self.memory is None:
             return None
         return self.memory.write(self.attn_norm(x), chunk=self.config.memory_chunk)
+
+    def write_memory_more(self, x: torch.Tensor, carry: MemoryCarry | None,
+                          start: int) -> tuple[MemoryState | None, MemoryCarry | None]:
+        """`write_memory` for new tokens x (B, t, C) at positions start.. (`NeuralMemory.write_more`)."""
+        if self.memory is None:
+            return None, None
+        return self.memory.write_more(self.attn_norm(x), carry, start, self.config.memory_chunk)

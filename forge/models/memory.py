@@ -18,7 +18,9 @@ the whole chain of updates (the projections and rates are meta-learned).
 Write once, read many: `write` runs the sequential chain of updates once per forward pass and
 returns the state every chunk reads; `read` then retrieves for all chunks in one batched matmul.
 The recursion applies each block 4-12 times to the same sequence, and rewriting the memory at
-every application cost 70% of a training step (docs/model.md, throughput).
+every application cost 70% of a training step (docs/model.md, throughput). `write_more` is the
+incremental form for the KV cache (`forge.models.cache`): it continues a `MemoryCarry` with new
+tokens and gives them the same states `write` gives the whole sequence.
 """
 from __future__ import annotations
 
@@ -73,6 +75,31 @@ class MemoryState:
     w2: torch.Tensor  # (B, N, H, d)
     chunk: int  # L: tokens per chunk
     length: int  # T: tokens written (N = ceil(T / L))
+    # Incremental decoding (`write_more`): the T tokens start at position `start`, and w1[:, 0]
+    # is the state of chunk `first_chunk` (start - first_chunk * L in [0, L]); 0, 0 otherwise.
+    start: int = 0
+    first_chunk: int = 0
+
+
+@dataclass(frozen=True)
+class MemoryCarry:
+    """Where an incremental write stands: the fast weights and momentum chunk `chunk_index`
+    reads, and the keys, values and rates of its tokens seen so far (P <= L of them)."""
+
+    w1: torch.Tensor  # (B, d, H)
+    w2: torch.Tensor  # (B, H, d)
+    s1: torch.Tensor  # (B, d, H) surprise momentum
+    s2: torch.Tensor  # (B, H, d)
+    k: torch.Tensor  # (B, P, d)
+    v: torch.Tensor  # (B, P, d)
+    rates: torch.Tensor  # (B, P, 3)
+    chunk_index: int
+
+    def select(self, rows: torch.Tensor) -> MemoryCarry:
+        """The carry of batch rows `rows` only."""
+        t = [getattr(self, n).index_select(0, rows) for n in ("w1", "w2", "s1", "s2", "k", "v",
+                                                               "rates")]
+        return MemoryCarry(*t, self.chunk_index)
 
 
 def _logit(p: float) -> float:
@@ -110,6 +137,34 @@ class NeuralMemory(nn.Module):
         pad = (-T) % chunk
         return F.pad(t, (0, 0, 0, pad)).view(B, (T + pad) // chunk, chunk, d)
 
+    def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-token keys, values (B, T, d) and rates theta, eta, alpha (B, T, 3) of x."""
+        rates = torch.sigmoid(self.mem_rates(x))  # (B, T, 3)
+        return (F.normalize(self.mem_key(x), dim=-1), self.mem_value(x),
+                rates * rates.new_tensor([self.lr_max, 1.0, 1.0]))
+
+    def _update(self, w: tuple[torch.Tensor, ...], k: torch.Tensor, v: torch.Tensor,
+                rates: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One chunk's update of (w1, w2, s1, s2) from its keys, values (B, L, d), rates (B, L, 3)."""
+        w1, w2, s1, s2 = w
+        B = k.shape[0]
+        theta, eta, alpha = rates.unbind(-1)  # (B, L) each
+        g1, g2 = memory_grad(w1, w2, k, v, theta)
+        eta_c = eta.mean(1).view(B, 1, 1)  # (B, 1, 1): one momentum per chunk
+        keep = 1.0 - alpha.mean(1).view(B, 1, 1)  # (B, 1, 1): retention
+        s1, s2 = eta_c * s1 - g1, eta_c * s2 - g2
+        # Inner gradient descent is unstable once the fast weights grow (its curvature grows
+        # with them), and sequences longer than those seen in training would then blow up to
+        # NaN; a norm bound of a few times W_0's keeps every read finite.
+        bound1 = NORM_BOUND * self.w1_init.norm().detach() + 1.0
+        bound2 = NORM_BOUND * self.w2_init.norm().detach() + 1.0
+        return bounded(keep * w1 + s1, bound1), bounded(keep * w2 + s2, bound2), s1, s2
+
+    def _initial(self, B: int) -> tuple[torch.Tensor, ...]:
+        w1 = self.w1_init.expand(B, -1, -1)  # (B, d, H)
+        w2 = self.w2_init.expand(B, -1, -1)  # (B, H, d)
+        return w1, w2, torch.zeros_like(w1), torch.zeros_like(w2)
+
     def write(self, x: torch.Tensor, chunk: int | None = None) -> MemoryState:
         """Read the sequence x (B, T, C) chunk by chunk and return the fast weights each chunk
         reads: state c is written by chunks < c only (the update rule of the module docstring).
@@ -118,30 +173,39 @@ class NeuralMemory(nn.Module):
         pass and every recursion step reads the result (`read`)."""
         B, T, _ = x.shape
         chunk = chunk or self.chunk
-        k = self._chunked(F.normalize(self.mem_key(x), dim=-1), chunk)  # (B, N, L, d)
-        v = self._chunked(self.mem_value(x), chunk)  # (B, N, L, d)
-        rates = torch.sigmoid(self.mem_rates(x))  # (B, T, 3)
-        rates = self._chunked(rates * rates.new_tensor([self.lr_max, 1.0, 1.0]), chunk)
-        w1 = self.w1_init.expand(B, -1, -1)  # (B, d, H)
-        w2 = self.w2_init.expand(B, -1, -1)  # (B, H, d)
-        s1, s2 = torch.zeros_like(w1), torch.zeros_like(w2)
-        # Inner gradient descent is unstable once the fast weights grow (its curvature grows
-        # with them), and sequences longer than those seen in training would then blow up to
-        # NaN; a norm bound of a few times W_0's keeps every read finite.
-        bound1 = NORM_BOUND * self.w1_init.norm().detach() + 1.0
-        bound2 = NORM_BOUND * self.w2_init.norm().detach() + 1.0
-        w1s, w2s = [w1], [w2]
+        k, v, rates = (self._chunked(t, chunk) for t in self._inputs(x))  # (B, N, L, .)
+        w = self._initial(B)
+        w1s, w2s = [w[0]], [w[1]]
         for c in range(k.shape[1] - 1):  # the last chunk's write would only serve later chunks
-            theta, eta, alpha = rates[:, c].unbind(-1)  # (B, L) each
-            g1, g2 = memory_grad(w1, w2, k[:, c], v[:, c], theta)
-            eta_c = eta.mean(1).view(B, 1, 1)  # (B, 1, 1): one momentum per chunk
-            keep = 1.0 - alpha.mean(1).view(B, 1, 1)  # (B, 1, 1): retention
-            s1, s2 = eta_c * s1 - g1, eta_c * s2 - g2
-            w1 = bounded(keep * w1 + s1, bound1)
-            w2 = bounded(keep * w2 + s2, bound2)
-            w1s.append(w1)
-            w2s.append(w2)
+            w = self._update(w, k[:, c], v[:, c], rates[:, c])
+            w1s.append(w[0])
+            w2s.append(w[1])
         return MemoryState(torch.stack(w1s, 1), torch.stack(w2s, 1), chunk, T)
+
+    def write_more(self, x: torch.Tensor, carry: MemoryCarry | None, start: int,
+                   chunk: int | None = None) -> tuple[MemoryState, MemoryCarry]:
+        """Incremental `write`: x (B, T, C) are the tokens at positions start.. of a sequence
+        whose earlier tokens `carry` summarises (None: start = 0). Returns the states those
+        tokens read (the same values `write` gives the whole sequence) and the new carry.
+        A chunk's update runs when the first token after it arrives, as in `write`."""
+        B = x.shape[0]
+        chunk = chunk or self.chunk
+        k, v, rates = self._inputs(x)  # (B, T, .)
+        if carry is None:
+            w, index = self._initial(B), 0
+        else:
+            w, index = (carry.w1, carry.w2, carry.s1, carry.s2), carry.chunk_index
+            k, v = torch.cat([carry.k, k], 1), torch.cat([carry.v, v], 1)
+            rates = torch.cat([carry.rates, rates], 1)
+        first, w1s, w2s = index, [w[0]], [w[1]]
+        while k.shape[1] > chunk:  # a token after a complete chunk: write that chunk
+            w = self._update(w, k[:, :chunk], v[:, :chunk], rates[:, :chunk])
+            k, v, rates, index = k[:, chunk:], v[:, chunk:], rates[:, chunk:], index + 1
+            w1s.append(w[0])
+            w2s.append(w[1])
+        state = MemoryState(torch.stack(w1s, 1), torch.stack(w2s, 1), chunk, x.shape[1], start,
+                            first)
+        return state, MemoryCarry(*w, k, v, rates, index)
 
     def read(self, u: torch.Tensor, state: MemoryState, extra: torch.Tensor | None = None,
              extra_anchor: torch.Tensor | None = None) -> torch.Tensor:
@@ -156,8 +220,10 @@ class NeuralMemory(nn.Module):
         if T != state.length:
             raise ValueError(f"NeuralMemory.read: {T} tokens, the memory was written from "
                              f"{state.length}")
-        q = self._chunked(F.normalize(self.mem_query(u), dim=-1), state.chunk)  # (B, N, L, d)
-        y = memory_apply(state.w1, state.w2, q).flatten(1, 2)[:, :T]  # (B, T, d)
+        q = F.normalize(self.mem_query(u), dim=-1)  # (B, T, d)
+        lead = state.start - state.first_chunk * state.chunk  # 0 unless decoding incrementally
+        q = self._chunked(F.pad(q, (0, 0, lead, 0)) if lead else q, state.chunk)  # (B, N, L, d)
+        y = memory_apply(state.w1, state.w2, q).flatten(1, 2)[:, lead:lead + T]  # (B, T, d)
         if extra is not None and extra.shape[1]:
             y = torch.cat([y, self._read_extra(extra, extra_anchor, state)], dim=1)
         return self.mem_out(y)

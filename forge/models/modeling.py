@@ -30,6 +30,7 @@ from transformers.utils import ModelOutput
 from forge.models.act import (IGNORE_INDEX, HaltingHead, act_bce, halting_steps, select_steps,
                               shift_labels)
 from forge.models.branches import BranchLayout, branch_tensors
+from forge.models.cache import CognateCache
 from forge.models.configuration import CognateConfig
 from forge.models.layers import RMSNorm
 from forge.models.memory import NeuralMemory
@@ -48,6 +49,7 @@ class CognateOutput(ModelOutput):
     gate_entropy: torch.Tensor | None = None
     act_mean_steps: torch.Tensor | None = None
     halt_steps: torch.Tensor | None = None
+    cache: CognateCache | None = None  # with use_cache: pass it back with the next tokens
 
 
 class CognatePreTrainedModel(PreTrainedModel):
@@ -115,11 +117,13 @@ class CognateModel(CognatePreTrainedModel):
 
     def forward(self, input_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None,
-                layout: BranchLayout | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+                layout: BranchLayout | None = None,
+                cache: CognateCache | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Per supervision step the state y_s (B, T, C) (graph of step s only) and mean gate entropy.
 
         With `layout`, the T = layout.total inputs are base tokens followed by thought branches
         and attention, RoPE and memory follow `forge.models.branches`; without it, nothing changes.
+        With `cache` the inputs are the T tokens after the cache's, which it then includes.
         """
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids)
@@ -130,7 +134,9 @@ class CognateModel(CognatePreTrainedModel):
             if layout.total != x.shape[1]:
                 raise ValueError(f"layout: expects {layout.total} tokens, got {x.shape[1]}")
             branches = branch_tensors(layout, c.window, x.device)
-        f = partial(self.net, inputs=self.net.prepare(x, branches))  # memories written once
+        if cache is not None and branches is not None:
+            raise ValueError("cache: thought branches are decoded without a KV cache")
+        f = partial(self.net, inputs=self.net.prepare(x, branches, cache))  # memories written once
         y = self.y_init.to(x.dtype).expand_as(x)  # (B, T, C)
         z = self.z_init.to(x.dtype).expand_as(x)  # (B, T, C)
         states, entropy = [], x.new_zeros(())
@@ -139,6 +145,8 @@ class CognateModel(CognatePreTrainedModel):
             states.append(self.norm(y))
             entropy = entropy + e
             y, z = y.detach(), z.detach()  # deep supervision: no gradient across steps
+        if cache is not None:
+            cache.end_pass(x.shape[1])
         return states, entropy / c.trm_supervision_steps
 
 
@@ -186,14 +194,21 @@ class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None, **kwargs: object) -> CognateOutput:
+                inputs_embeds: torch.Tensor | None = None, cache: CognateCache | None = None,
+                use_cache: bool | None = None, **kwargs: object) -> CognateOutput:
         """Logits (B, T, V) and, with `labels` (B, T), the loss; see the module docstring.
 
         `attention_mask` may only mark right padding (ones then zeros): causal attention already
         keeps padding out of every real position. Left padding raises `ValueError`.
+        KV cache (`forge.models.cache`, eval mode): `use_cache=True` returns `cache`; given back
+        as `cache` (or `past_key_values`) with the next tokens only, their logits equal those of
+        the full sequence's forward.
         """
-        _check_right_padding(attention_mask)
-        states, entropy = self.model(input_ids, inputs_embeds)  # S x (B, T, C)
+        cache = _cache_for(self, cache or kwargs.get("past_key_values"), use_cache,
+                           attention_mask)
+        if cache is None:
+            _check_right_padding(attention_mask)
+        states, entropy = self.model(input_ids, inputs_embeds, cache=cache)  # S x (B, T, C)
         q_steps = torch.stack([self.halt(y) for y in states])  # (S, B, T)
         steps = halting_steps(q_steps.detach(), self.config.act_threshold)  # (B, T)
         mean_steps = (steps.float() + 1).mean()
@@ -202,7 +217,7 @@ class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
         logits = self.lm_head(select_steps(torch.stack(states), steps))  # (B, T, V)
         lm_loss = None if labels is None else causal_lm_loss(logits, labels)
         return CognateOutput(loss=lm_loss, logits=logits, lm_loss=lm_loss, gate_entropy=entropy,
-                             act_mean_steps=mean_steps, halt_steps=steps)
+                             act_mean_steps=mean_steps, halt_steps=steps, cache=cache)
 
     def _train_output(self, states: list[torch.Tensor], q_steps: torch.Tensor,
                       entropy: torch.Tensor, labels: torch.Tensor | None,
@@ -235,11 +250,24 @@ class CognateForCausalLM(CognatePreTrainedModel, GenerationMixin):
         steps = halting_steps(q_steps, self.config.act_threshold)  # (B, T)
         return select_steps(torch.stack(states), steps)  # (B, T, C)
 
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        """HF generate must not make a DynamicCache: the model brings its own `CognateCache`."""
+        return False
+
     def prepare_inputs_for_generation(self, input_ids: torch.Tensor,
                                       attention_mask: torch.Tensor | None = None,
-                                      **kwargs: object) -> dict:
-        """No KV cache: every generation step re-reads the whole prefix."""
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+                                      cache: CognateCache | None = None,
+                                      use_cache: bool | None = None, **kwargs: object) -> dict:
+        """With use_cache, the tokens after the cache's (the first step makes the cache);
+        without it, every step re-reads the whole prefix."""
+        cache = cache or kwargs.get("past_key_values")
+        if not use_cache:
+            return {"input_ids": input_ids, "attention_mask": attention_mask}
+        if cache is None:
+            cache = CognateCache(self.config.window)
+        return {"input_ids": input_ids[:, cache.length:], "attention_mask": attention_mask,
+                "cache": cache, "use_cache": True}
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -247,6 +275,20 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     targets = shift_labels(labels)  # (B, T)
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
                            ignore_index=IGNORE_INDEX)
+
+
+def _cache_for(model: CognateForCausalLM, cache: CognateCache | None, use_cache: bool | None,
+               mask: torch.Tensor | None) -> CognateCache | None:
+    """The cache this forward extends: the one given, a new one with use_cache, else None."""
+    if cache is None and not use_cache:
+        return None
+    if model.training:
+        raise ValueError("cache: the KV cache is for inference; call model.eval() first")
+    if not isinstance(cache, (CognateCache, type(None))):
+        raise ValueError(f"cache: expected a CognateCache, got {type(cache).__name__}")
+    if mask is not None and not bool(mask.all()):
+        raise ValueError("attention_mask: padding is not supported with the KV cache")
+    return cache if cache is not None else CognateCache(model.config.window)
 
 
 def _check_right_padding(mask: torch.Tensor | None) -> None:

@@ -19,11 +19,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from forge.models.block import MAGBlock
+from forge.models.cache import CognateCache, KVSlot
 from forge.models.branches import BranchTensors
 from forge.models.configuration import CognateConfig
 from forge.models.layers import RMSNorm
 from forge.models.memory import MemoryState
-from forge.models.step import StepContext, step_context
+from forge.models.step import StepContext, cached_step_context, step_context
 
 
 class RecursionNet(nn.Module):
@@ -40,10 +41,14 @@ class RecursionNet(nn.Module):
         self.layers = nn.ModuleList(MAGBlock(config) for _ in range(config.n_layers))
         self.out_norm = RMSNorm(config.d_model, config.norm_eps)
 
-    def prepare(self, x: torch.Tensor, branches: BranchTensors | None = None) -> PassInputs:
+    def prepare(self, x: torch.Tensor, branches: BranchTensors | None = None,
+                cache: CognateCache | None = None) -> PassInputs:
         """RoPE, mask and per-block memories for input x (B, N, C), built once per forward pass;
-        only the base tokens (the first branches.base_len, or all) write the memories."""
+        only the base tokens (the first branches.base_len, or all) write the memories. With
+        `cache`, x holds the tokens after the cache's and the memories continue its carries."""
         c = self.config
+        if cache is not None:
+            return self._prepare_cached(x, cache)
         step = step_context(x.shape[1], c.head_dim, c.rope_theta, c.window, x.device, x.dtype,
                             branches)
         base = x if branches is None else x[:, :branches.base_len]
@@ -56,13 +61,27 @@ class RecursionNet(nn.Module):
             return checkpoint(layer.write_memory, x, use_reentrant=False)
         return layer.write_memory(x)
 
+    def _prepare_cached(self, x: torch.Tensor, cache: CognateCache) -> PassInputs:
+        c = self.config
+        step = cached_step_context(x.shape[1], cache, c.head_dim, c.rope_theta, c.window,
+                                   x.device, x.dtype)
+        carries = cache.memory or [None] * len(self.layers)
+        written = [layer.write_memory_more(x, carry, cache.length)
+                   for layer, carry in zip(self.layers, carries)]
+        cache.memory = [carry for _, carry in written]
+        cache.begin_pass()
+        return PassInputs(step, [state for state, _ in written], cache)
+
     def forward(self, state: torch.Tensor, inject: torch.Tensor,
                 inputs: PassInputs) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C) x2 -> ((B, T, C), mean gate entropy over the blocks)."""
         h = state + inject  # (B, T, C)
         entropy = h.new_zeros(())
-        for layer, memory in zip(self.layers, inputs.memories):
-            h, e = layer(h, inputs.step, memory)
+        cache = inputs.cache
+        application = cache.next_application() if cache is not None else 0
+        for i, (layer, memory) in enumerate(zip(self.layers, inputs.memories)):
+            kv = KVSlot(cache, application, i) if cache is not None else None
+            h, e = layer(h, inputs.step, memory, kv)
             entropy = entropy + e
         return self.out_norm(h), entropy / len(self.layers)
 
@@ -73,6 +92,7 @@ class PassInputs:
 
     step: StepContext
     memories: list[MemoryState | None]
+    cache: CognateCache | None = None  # incremental decoding: the KV cache this pass extends
 
 
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

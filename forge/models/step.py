@@ -11,6 +11,7 @@ import torch
 
 from forge.models.attention import sliding_window_mask
 from forge.models.branches import BranchTensors
+from forge.models.cache import CognateCache, cached_window_mask
 from forge.models.layers import rope_tables
 
 
@@ -33,3 +34,13 @@ def step_context(seq_len: int, head_dim: int, theta: float, window: int, device:
     # per-token positions; every one is < N (see BranchLayout)
     return StepContext(cos[branches.positions], sin[branches.positions], branches.allowed,
                        branches.extra_anchor)
+
+
+def cached_step_context(new: int, cache: CognateCache, head_dim: int, theta: float, window: int,
+                        device: torch.device, dtype: torch.dtype) -> StepContext:
+    """The shared tensors for `new` tokens after the `cache.length` the cache has read: RoPE
+    rows of their positions and the (new, past + new) mask over cached and new keys."""
+    start = cache.length
+    cos, sin = rope_tables(start + new, head_dim, theta, device, dtype)  # rows of the full table
+    mask = cached_window_mask(start, new, cache.past_keys(), window, device)
+    return StepContext(cos[start:], sin[start:], mask)

@@ -34,7 +34,11 @@ for out in sys.argv[2:]:
     with torch.no_grad():
         logits = model(torch.tensor(ids)).logits
         gen = model.generate(torch.tensor(ids[:1]), max_new_tokens=4, do_sample=False)
+        # 20 tokens cross the test model's memory chunks (4) and attention window (6)
+        long = {c: model.generate(torch.tensor(ids[:1]), max_new_tokens=20, do_sample=False,
+                                  use_cache=c)[0, len(ids[0]):].tolist() for c in (True, False)}
     print(json.dumps({"logits": logits.tolist(), "generated": gen[0, len(ids[0]):].tolist(),
+                      "long_cached": long[True], "long_uncached": long[False],
                       "encoded": tok("hello world", add_special_tokens=False).input_ids,
                       "model_class": type(model).__name__, "fast_tokenizer": isinstance(tok, PreTrainedTokenizerFast),
                       "forge_modules": sorted(m for m in sys.modules if m.split(".")[0] == "forge")}))

@@ -50,6 +50,8 @@ def test_exported_folders_load_without_forge_with_equal_logits(tiny_run, exporte
         assert torch.equal(torch.tensor(got["logits"]), want), kind  # bit-exact, not close
         greedy = greedy_generate(model, [IDS[0]], 4, eos_id=-1, pad_id=tok.pad_token_id)[0]
         assert got["generated"] == greedy, kind
+        long = greedy_generate(model, [IDS[0]], 20, eos_id=-1, pad_id=tok.pad_token_id)[0]
+        assert got["long_cached"] == got["long_uncached"] == long, kind  # KV cache, exported
         assert got["encoded"] == tok.encode("hello world", add_special_tokens=False)
         assert got["fast_tokenizer"]
 
