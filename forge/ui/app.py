@@ -25,13 +25,14 @@ PAGES = [  # (page function, title, URL path, icon)
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="forge ui (app)")
     parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--ray-dashboard", default=None)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str], find_cluster: Callable[[list[str]], Cluster | None]) -> None:
     """Draw the page the URL names (one Streamlit script run)."""
     args = parse(argv)
-    common.SETTINGS = common.Settings(args.runs_dir, find_cluster)
+    common.SETTINGS = common.Settings(args.runs_dir, find_cluster, args.ray_dashboard)
     st.set_page_config(page_title="Agent Forge", page_icon=":material/precision_manufacturing:",
                        layout="wide")
     pages = [st.Page(func, title=title, url_path=path, icon=icon, default=(i == 0))

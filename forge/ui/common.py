@@ -23,6 +23,7 @@ class Settings:
 
     runs_dir: str
     find_cluster: Callable[[list[str]], Cluster | None]
+    ray_dashboard: str | None = None  # --ray-dashboard: the only place to look when given
 
 
 SETTINGS: Settings | None = None
@@ -78,6 +79,8 @@ def phases_of(view: RunsView, run: dict) -> list[str]:
 def dashboard_candidates(view: RunsView | None) -> list[str]:
     """Where a Ray dashboard may answer: RAY_ADDRESS when it is an http address, the dashboard
     each running run recorded in its session.json, then the default local one."""
+    if SETTINGS is not None and SETTINGS.ray_dashboard:
+        return [SETTINGS.ray_dashboard]
     found = []
     address = os.environ.get("RAY_ADDRESS", "")
     if address.startswith("http"):

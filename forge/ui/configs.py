@@ -41,17 +41,17 @@ def job_runs_dir(runs_dir: str) -> str:
     return runs_dir if is_uri(runs_dir) else str(Path(runs_dir).resolve())
 
 
-def job_entrypoint(runs_dir: str) -> str:
-    """What the Ray Job runs, inside a working directory holding only the edited YAML."""
+def job_entrypoint(runs_dir: str, display: bool = False) -> str:
+    """What the Ray Job runs, inside a working directory holding only the edited YAML (with
+    `display`, the runs URI's secret masked: for showing, not for running)."""
+    where = job_runs_dir(runs_dir)
     return (f"python -m forge.submit --config {EDITED_NAME} "
-            f"--runs-dir {shlex.quote(job_runs_dir(runs_dir))}")
+            f"--runs-dir {shlex.quote(masked(where) if display else where)}")
 
 
 def submit_commands(runs_dir: str, dashboard_url: str | None = None) -> list[str]:
     """The exact commands that run the edited YAML (saved as `pipeline-edited.yaml` in the
     current directory): directly, and as a Ray Job once a cluster is up. Secrets masked."""
-    direct = f"python -m forge.submit --config {EDITED_NAME} --runs-dir {masked(job_runs_dir(runs_dir))}"
     address = dashboard_url or "http://127.0.0.1:8265"
-    job = (f"ray job submit --address {address} --working-dir . -- "
-           f"{masked(job_entrypoint(runs_dir))}")
-    return [direct, job]
+    entry = job_entrypoint(runs_dir, display=True)
+    return [entry, f"ray job submit --address {address} --working-dir . -- {entry}"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,16 +181,18 @@ def phase_plots(storage: RunStorage, run_id: str, phase: str) -> list[Path]:
 
 def wandb_runs(storage: RunStorage, run_id: str, phase: str) -> list[str]:
     """Where a phase's W&B offline runs are (`wandb sync DIR` uploads one): the offline-run
-    directories whose data names the W&B run `<run_id>-<phase>`."""
+    directories whose records name the W&B run `<run_id>-<phase>` (a protobuf string: its
+    length byte, then the name, so a phase whose name is a prefix of another's never matches)."""
+    name = f"{run_id}-{phase}".encode()
+    needle = bytes([len(name)]) + name if len(name) < 128 else name  # one-byte varint length
     base = f"{run_id}/wandb"
-    pattern = re.compile(re.escape(f"{run_id}-{phase}").encode() + rb"(?![A-Za-z0-9_])")
     found = []
-    for name in storage.listdir(base):
-        if not name.startswith(("offline-run-", "run-")):
+    for entry in storage.listdir(base):
+        if not entry.startswith(("offline-run-", "run-")):
             continue
-        for file in storage.listdir(f"{base}/{name}"):
-            if file.endswith(".wandb") and pattern.search(storage.pull(f"{base}/{name}/{file}").read_bytes()):
-                found.append(storage.uri(f"{base}/{name}"))
+        for file in storage.listdir(f"{base}/{entry}"):
+            if file.endswith(".wandb") and needle in storage.pull(f"{base}/{entry}/{file}").read_bytes():
+                found.append(storage.uri(f"{base}/{entry}"))
     return found
 
 

@@ -29,6 +29,10 @@ def add_ui_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
+    p.add_argument("--ray-dashboard", default=None, metavar="URL",
+                   help="the Ray dashboard of the cluster to monitor and submit to (default: "
+                        "RAY_ADDRESS when it is http, the running runs' dashboards, "
+                        "http://127.0.0.1:8265)")
 
 
 def check_runs_dir(runs_dir: str) -> str:
@@ -67,20 +71,24 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def streamlit_command(runs_dir: str, host: str, port: int) -> list[str]:
+def streamlit_command(runs_dir: str, host: str, port: int,
+                      ray_dashboard: str | None = None) -> list[str]:
     """The `streamlit run` command line: headless, no usage statistics, no file watcher."""
     script = importlib.util.find_spec(ENTRY).origin
+    app_args = ["--runs-dir", runs_dir] + (["--ray-dashboard", ray_dashboard] if ray_dashboard else [])
     return [sys.executable, "-m", "streamlit", "run", script,
             "--server.headless=true", "--browser.gatherUsageStats=false",
             f"--server.address={host}", f"--server.port={port}",
-            "--server.fileWatcherType=none", "--client.toolbarMode=viewer",
-            "--", "--runs-dir", runs_dir]
+            "--server.fileWatcherType=none", "--client.toolbarMode=viewer", "--", *app_args]
 
 
 def run_ui(args: argparse.Namespace) -> int:
     """Check the arguments, then serve until interrupted; Streamlit's exit code."""
     runs_dir = check_runs_dir(args.runs_dir)
     check_address(args.host, args.port)
+    if args.ray_dashboard and not args.ray_dashboard.startswith(("http://", "https://")):
+        raise UiError(f"--ray-dashboard {args.ray_dashboard}: expected an http(s):// URL, e.g. "
+                      "http://127.0.0.1:8265")
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can read "
               "the runs and submit jobs", file=sys.stderr)
@@ -89,6 +97,7 @@ def run_ui(args: argparse.Namespace) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     print(f"forge ui: http://{args.host}:{args.port} (runs in {masked(runs_dir)})", flush=True)
     try:
-        return subprocess.call(streamlit_command(runs_dir, args.host, args.port), env=env)
+        return subprocess.call(streamlit_command(runs_dir, args.host, args.port, args.ray_dashboard),
+                               env=env)
     except KeyboardInterrupt:
         return 0

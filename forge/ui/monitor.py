@@ -12,13 +12,15 @@ REFRESH_S = 5.0
 
 def page() -> None:
     st.title("System monitor")
-    view = common.open_view()
-    cluster = common.find_cluster(view)
-    if view is not None:
-        view.close()
+    view = common.open_view_quiet()
+    try:
+        tried, cluster = common.dashboard_candidates(view), common.find_cluster(view)
+    finally:
+        if view is not None:
+            view.close()
     if cluster is None:
-        st.info("No Ray cluster answers (tried " + ", ".join(common.dashboard_candidates(None))
-                + "); showing this machine through psutil.")
+        st.info(f"No Ray cluster answers (tried {', '.join(tried)}); showing this machine "
+                "through psutil.")
     else:
         st.markdown(f"Ray cluster up: [Ray dashboard]({cluster.dashboard_url}) "
                     f"(`{cluster.dashboard_url}`): actors, logs, jobs.")

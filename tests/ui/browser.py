@@ -40,13 +40,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def forge_ui(runs_dir: Path, timeout: float = 60.0):
-    """`forge ui --runs-dir runs_dir` on a free loopback port; yields its base URL."""
+def forge_ui(runs_dir: Path, ray_dashboard: str | None = None, timeout: float = 60.0):
+    """`forge ui --runs-dir runs_dir` on a free loopback port; yields its base URL. Without
+    `ray_dashboard` it looks for a cluster on a free port, so it finds none."""
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_ADDRESS="http://127.0.0.1:1")  # no cluster
+    dashboard = ray_dashboard or f"http://127.0.0.1:{free_port()}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     log = tempfile.NamedTemporaryFile("w+", prefix="forge-ui-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "forge.cli", "ui", "--runs-dir", str(runs_dir),
-                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                             "--port", str(port), "--ray-dashboard", dashboard],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -87,17 +90,18 @@ def chromium():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_for_text(driver, text: str, timeout: float = 20.0) -> str:
-    """Wait until `text` is visible on the page (Streamlit draws after its websocket connects);
-    returns the page's visible text."""
+def wait_for_text(driver, *texts: str, timeout: float = 20.0) -> str:
+    """Wait until every one of `texts` is visible (Streamlit draws element by element after its
+    websocket connects, and reruns fragments on its own); returns the page's visible text."""
     deadline = time.monotonic() + timeout
     body = ""
     while time.monotonic() < deadline:
         body = visible_text(driver)
-        if text in body and "Running..." not in body:
+        if all(text in body for text in texts):
             return body
         time.sleep(0.25)
-    raise AssertionError(f"{text!r} not on the page within {timeout:.0f}s; it shows:\n{body[-3000:]}")
+    missing = [t for t in texts if t not in body]
+    raise AssertionError(f"{missing} not on the page within {timeout:.0f}s; it shows:\n{body[-3000:]}")
 
 
 def visible_text(driver) -> str:
