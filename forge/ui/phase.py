@@ -2,6 +2,7 @@
 and where its W&B offline files are."""
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -88,6 +89,13 @@ def curves(series: dict[str, dict[str, dict]]) -> None:
         by_model = series[name]
         with columns[i % 2]:
             st.markdown(f"**{name}**")
-            frame = pd.DataFrame(by_model).sort_index()
-            frame.index.name = "step"
-            st.line_chart(frame, height=220)
+            st.altair_chart(curve_chart(by_model), use_container_width=True)
+
+
+def curve_chart(by_model: dict[str, dict]) -> alt.Chart:
+    """One metric over steps, a line per model; the y axis fits the values (not from zero)."""
+    frame = pd.DataFrame([{"step": step, "model": model, "value": value}
+                          for model, points in by_model.items() for step, value in points.items()])
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="step"), y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=None),
+        color=alt.Color("model:N", title=None), tooltip=["model", "step", "value"]).properties(height=220)

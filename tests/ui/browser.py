@@ -113,14 +113,25 @@ def visible_text(driver) -> str:
         return ""
 
 
+def settled(driver, timeout: float = 20.0) -> None:
+    """Wait until Streamlit has drawn everything: no skeleton placeholders, no running script."""
+    deadline = time.monotonic() + timeout
+    busy = "return document.querySelectorAll('[data-testid=stSkeleton], [data-testid=stStatusWidget]').length"
+    time.sleep(0.5)
+    while driver.execute_script(busy) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    time.sleep(0.5)
+
+
 def screenshot(driver, path: Path, max_height: int = 3200) -> Path:
     """The whole page as a PNG: the window grown to the app's scroll height (Streamlit scrolls
     inside its own container, so the body alone has no height)."""
+    settled(driver)
     full = driver.execute_script(
         "const m = document.querySelector('[data-testid=stMain]');"
         "return m ? m.scrollHeight : document.documentElement.scrollHeight;")
     driver.set_window_size(1400, min(max(int(full) + 140, 900), max_height))
-    time.sleep(1.0)
+    settled(driver)
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     driver.set_window_size(1400, 1000)
