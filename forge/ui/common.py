@@ -40,7 +40,8 @@ def open_view() -> RunsView | None:
     try:
         return RunsView.open(settings().runs_dir)
     except (RegistryError, StorageError) as err:
-        st.info(f"No runs to show yet: {err}. Start one with `python -m forge.submit`.")
+        st.info(f"Nothing to show: {err}. Start a run with `python -m forge.submit "
+                f"--runs-dir {settings().runs_dir}`.")
         return None
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from forge.console import human_bytes
 from forge.pipeline.progress import read_progress
-from forge.registry import RegistryStore
+from forge.registry import RegistryError, RegistryStore
 from forge.registry.snapshot import restore_registry
 from forge.storage import RunStorage, masked
 
@@ -38,6 +38,8 @@ class RunsView:
         machine has none); raises RegistryError when there is no registry yet."""
         storage = RunStorage(runs_dir)
         restore_registry(storage)
+        if not storage.registry_path.is_file():
+            raise RegistryError(f"no runs in {masked(runs_dir)} yet (no {storage.registry_path.name})")
         return cls(runs_dir, storage, RegistryStore(storage.registry_path, readonly=True))
 
     @property
@@ -180,9 +182,10 @@ def phase_plots(storage: RunStorage, run_id: str, phase: str) -> list[Path]:
 
 
 def wandb_runs(storage: RunStorage, run_id: str, phase: str) -> list[str]:
-    """Where a phase's W&B offline runs are (`wandb sync DIR` uploads one): the offline-run
-    directories whose records name the W&B run `<run_id>-<phase>` (a protobuf string: its
-    length byte, then the name, so a phase whose name is a prefix of another's never matches)."""
+    """Where a phase's W&B offline runs are on this machine (`wandb sync DIR` uploads one; from
+    a URI storage they are pulled here first): the offline-run directories whose records name
+    the W&B run `<run_id>-<phase>` (a protobuf string: its length byte, then the name, so a
+    phase whose name is a prefix of another's never matches)."""
     name = f"{run_id}-{phase}".encode()
     needle = bytes([len(name)]) + name if len(name) < 128 else name  # one-byte varint length
     base = f"{run_id}/wandb"
@@ -192,7 +195,7 @@ def wandb_runs(storage: RunStorage, run_id: str, phase: str) -> list[str]:
             continue
         for file in storage.listdir(f"{base}/{entry}"):
             if file.endswith(".wandb") and needle in storage.pull(f"{base}/{entry}/{file}").read_bytes():
-                found.append(storage.uri(f"{base}/{entry}"))
+                found.append(str(storage.pull(f"{base}/{entry}")))
     return found
 
 
@@ -242,7 +245,7 @@ def artifact_zip(storage: RunStorage, model: dict) -> bytes:
     """The model's artifact directory as a zip (files under `<name>/`), built in memory."""
     root = storage.pull(model["path"])
     if not root.is_dir():
-        raise FileNotFoundError(f"artifact of {model['id']} not found at {storage.uri(model['path'])}")
+        raise FileNotFoundError(f"artifact of {model['id']} not found at {masked(storage.uri(model['path']))}")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for file in sorted(p for p in root.rglob("*") if p.is_file()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from forge.console import human_bytes
+from forge.storage import masked
 from forge.ui import common
 from forge.ui.data import (RunsView, artifact_zip, filter_models, lineage_dot, lineage_edges,
                            manifest_of, model_commands)
@@ -64,7 +65,7 @@ def show_model(view: RunsView, model: dict) -> None:
     st.subheader("Manifest")
     manifest = manifest_of(view.storage, model)
     if manifest is None:
-        st.warning(f"no readable manifest.json at {view.storage.uri(model['path'])}")
+        st.warning(f"no readable manifest.json at {masked(view.storage.uri(model['path']))}")
     else:
         st.json(manifest, expanded=1)
 

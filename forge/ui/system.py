@@ -8,7 +8,6 @@ with bytes as integers and each GPU as {name, util_percent, mem_used, mem_total}
 from __future__ import annotations
 
 import socket
-import sys
 from typing import Protocol
 
 import psutil
@@ -27,10 +26,11 @@ class Cluster(Protocol):
 
 
 def gpu_readings() -> list[dict]:
-    """CUDA devices through torch when torch is already loaded and sees one (no import just for
-    this: torch takes seconds to import); an empty list on CPU machines."""
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available():
+    """CUDA devices through torch (memory; utilisation too when NVML is there); an empty list
+    on CPU machines."""
+    import torch  # here, not at the top: seconds to import, and only this page needs it
+
+    if not torch.cuda.is_available():
         return []
     readings = []
     for index in range(torch.cuda.device_count()):

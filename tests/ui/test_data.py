@@ -1,5 +1,6 @@
 """The dashboard's numbers, read without a browser from fixture registry rows and artifacts."""
 import io
+from pathlib import Path
 import json
 import zipfile
 
@@ -119,7 +120,7 @@ def test_manifest_zip_and_commands(view):
 
 
 def test_no_registry_is_a_registry_error(tmp_path):
-    with pytest.raises(RegistryError, match="no registry"):
+    with pytest.raises(RegistryError, match="no runs in .* yet"):
         data.RunsView.open(str(tmp_path))
 
 
@@ -153,3 +154,30 @@ def test_local_node_reading_and_rows():
                              "mem_total": 6 * 1024**3}]}
     assert system.node_rows([gpu])[0]["GPU"] == "RTX: 2.0 GiB / 6.0 GiB (33%), 50% busy"
     assert system.node_rows([{"node": "n", "ip": "i", "state": "DEAD"}])[0]["CPU"] == "—"
+
+
+def test_a_uri_runs_location_reads_through_the_storage(fx, tmp_path, monkeypatch):
+    """`--runs-dir file://...` (any URI): the registry comes from the storage's snapshot, plots,
+    W&B files and artifacts are pulled into this machine's cache, secrets never shown."""
+    from forge.registry.snapshot import snapshot_registry
+
+    monkeypatch.setenv("FORGE_CACHE_DIR", str(tmp_path / "cache"))
+    uri = fx.storage.local_root.as_uri()
+    snapshot_registry(fx.store, RunStorage(uri, cache_dir=tmp_path / "head"))
+    view = data.RunsView.open(uri)
+    try:
+        assert view.storage.remote and view.storage.local_root != fx.storage.local_root
+        assert [r["status"] for r in data.phase_rows(view, DONE)] == ["done", "done", "not_adopted", "done"]
+        (plot,) = data.phase_plots(view.storage, DONE, "evomerge")
+        assert plot.is_file() and str(plot).startswith(str(tmp_path / "cache"))
+        (wandb,) = data.wandb_runs(view.storage, DONE, "evomerge")
+        assert wandb.startswith(str(tmp_path / "cache")) and (Path(wandb) / "run-abc123.wandb").is_file()
+        model = view.store.get_model(f"{DONE}/bitnet/ternary")
+        assert len(zipfile.ZipFile(io.BytesIO(data.artifact_zip(view.storage, model))).namelist()) == 3
+    finally:
+        view.close()
+    assert masked_display("s3://k:s3cret@b/r") == "s3://k:***@b/r"
+
+
+def masked_display(uri: str) -> str:
+    return data.RunsView(uri, RunStorage(uri), None).display
