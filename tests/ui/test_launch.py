@@ -5,6 +5,7 @@ import pytest
 
 from forge.cli import main
 from forge.ui.launch import is_loopback, streamlit_command
+from tests.ui.browser import free_port
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -13,10 +14,12 @@ from forge.ui.launch import is_loopback, streamlit_command
     (["--port", "70000"], "--port 70000: allowed: 1-65535"),
     (["--host", "no-such-host.invalid"], "--host no-such-host.invalid: not an address of this machine"),
     (["--host", "192.0.2.123"], "--port 8501: cannot listen on 192.0.2.123"),
+    (["--port", "{free}", "--ray-dashboard", "127.0.0.1:8265"],
+     "--ray-dashboard 127.0.0.1:8265: expected an http(s):// URL"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, argv, message):
     missing = str(tmp_path / "nope")
-    argv = [a.format(missing=missing) for a in argv]
+    argv = [a.format(missing=missing, free=free_port()) for a in argv]
     runs = [] if "--runs-dir" in argv else ["--runs-dir", str(tmp_path)]
     assert main(["ui", *runs, *argv]) == 2
     err = capsys.readouterr().err.strip()
