@@ -108,7 +108,8 @@ def phase_rows(view: RunsView, run_id: str) -> list[dict]:
         summary = summary_of(row)
         status = row["status"] if row else "pending"
         adopted = {"done": "yes", "not_adopted": "no"}.get(status, NONE)
-        fraction, text = (1.0, "finished") if status in FINISHED else (0.0, status)
+        fraction, text = {"done": (1.0, "finished"), "not_adopted": (1.0, "finished, not adopted")
+                          }.get(status, (0.0, status))
         if status == "running" and progress and progress["phase"] == phase and progress["total"]:
             fraction = min(1.0, progress["done"] / progress["total"])
             text = f"{progress['done']}/{progress['total']} {progress.get('note', '')}".rstrip()

@@ -9,6 +9,7 @@ is done. Needs Debian's chromium and chromium-driver (tests/ui/browser.py).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +68,22 @@ def shoot_finished(driver, url: str, run_id: str, out: Path) -> None:
     config_with_error(driver, url, out / "config.png")
 
 
+def shoot_system_with_ray(runs_dir: Path, out: Path) -> None:
+    """The system monitor over a real local Ray (its own, loopback, with the Ray dashboard)."""
+    helper = subprocess.Popen([sys.executable, "-m", "tests.actors.ui_cluster_helper"], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        dashboard = json.loads(helper.stdout.readline())["dashboard"]
+        with forge_ui(runs_dir, ray_dashboard=dashboard) as url, chromium() as driver:
+            driver.get(f"{url}/system")
+            wait_for_text(driver, "from the Ray state API", "refreshes every", timeout=60)
+            screenshot(driver, out / "system-ray.png")
+    finally:
+        helper.stdin.close()
+        helper.wait(timeout=60)
+
+
 def config_with_error(driver, url: str, path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -94,6 +111,7 @@ def main() -> int:
         run_id = newest_run(RunStorage(args.runs_dir))["id"]
         with forge_ui(args.runs_dir) as url, chromium() as driver:
             shoot_finished(driver, url, run_id, args.out)
+        shoot_system_with_ray(args.runs_dir, args.out)
         return 0
     proc, run_id = start_run(args.runs_dir)
     with forge_ui(args.runs_dir) as url, chromium() as driver:
@@ -104,6 +122,7 @@ def main() -> int:
         if proc.wait(timeout=900) != 0:
             raise RuntimeError(f"forge.submit failed with exit code {proc.returncode}")
         shoot_finished(driver, url, run_id, args.out)
+    shoot_system_with_ray(args.runs_dir, args.out)
     print(f"screenshots of run {run_id} in {args.out}")
     return 0
 

@@ -36,6 +36,7 @@ def test_phase_grid_has_every_planned_phase_and_live_progress(fx, view):
     done = {r["phase"]: r for r in data.phase_rows(view, DONE)}
     assert list(done) == ["cognate", "evomerge", "quiet_star", "bitnet"]
     assert (done["quiet_star"]["status"], done["quiet_star"]["adopted"]) == ("not_adopted", "no")
+    assert done["quiet_star"]["progress text"] == "finished, not adopted"
     assert done["cognate"]["key metric"] == "val_bits_per_byte = 5.654"
     assert done["cognate"]["size"] == "478.54 KiB" and done["bitnet"]["progress"] == 1.0
     live = data.phase_rows(view, LIVE)
