@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from forge.console import human_bytes
-from forge.storage import masked
+from forge.storage import RunStorage, masked
 from forge.ui import common
 from forge.ui.data import (RunsView, artifact_zip, filter_models, lineage_dot, lineage_edges,
                            manifest_of, model_commands)
@@ -53,7 +53,8 @@ def show_model(view: RunsView, model: dict) -> None:
              f"sha256 {model['sha256'][:16]}…")
     commands = model_commands(view.storage, model)
     st.code(f"{commands['eval']}\n{commands['serve']}\n{commands['show']}", language="bash")
-    st.download_button("Download artifact (.zip)", data=lambda: artifact_zip(view_for(model), model),
+    st.download_button("Download artifact (.zip)",  # built when clicked, not on every rerun
+                       data=lambda: artifact_zip(RunStorage(common.settings().runs_dir), model),
                        file_name=f"{model['id'].replace('/', '_')}.zip", mime="application/zip")
     st.subheader("Lineage")
     edges = lineage_edges(view.store, model["id"])
@@ -68,8 +69,3 @@ def show_model(view: RunsView, model: dict) -> None:
         st.warning(f"no readable manifest.json at {masked(view.storage.uri(model['path']))}")
     else:
         st.json(manifest, expanded=1)
-
-
-def view_for(model: dict):
-    """The storage again, for the deferred zip (the page's view is closed by then)."""
-    return RunsView.open(common.settings().runs_dir).storage

@@ -72,8 +72,9 @@ def forge_ui(runs_dir: Path, ray_dashboard: str | None = None, timeout: float = 
 
 
 @contextmanager
-def chromium():
-    """A headless Chromium with a fresh profile directory; yields the Selenium driver."""
+def chromium(downloads: Path | None = None):
+    """A headless Chromium with a fresh profile directory (and downloads saved, unasked, into
+    `downloads`); yields the Selenium driver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -82,7 +83,13 @@ def chromium():
     options.binary_location = CHROMIUM
     for flag in FLAGS + [f"--user-data-dir={profile}"]:
         options.add_argument(flag)
+    if downloads is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                                  "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    if downloads is not None:
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                               {"behavior": "allow", "downloadPath": str(downloads)})
     try:
         yield driver
     finally:

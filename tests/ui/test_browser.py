@@ -4,7 +4,10 @@ One server over a finished tiny run and a running one (tests/ui/fixture_runs.py)
 for the module. With $FORGE_UI_SCREENSHOTS set, each page is also saved there as a PNG (the
 docs/ui/ pictures come from a real run: tests/ui/screenshots.py).
 """
+import json
 import os
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -28,8 +31,13 @@ def url(fx):
 
 
 @pytest.fixture(scope="module")
-def browser(url):
-    with chromium() as driver:
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(url, downloads):
+    with chromium(downloads) as driver:
         yield driver
 
 
@@ -74,7 +82,7 @@ def test_phase_details_show_gate_curves_plot_and_wandb(url, browser, shots):
     shots(browser, "phase.png")
 
 
-def test_model_browser_shows_manifest_lineage_and_commands(fx, url, browser, shots):
+def test_model_browser_shows_manifest_lineage_and_commands(fx, url, browser, shots, downloads):
     model_dir = fx.storage.local(f"{DONE}/bitnet/ternary")
     edge_rows = [f"{p}\n{c}\n{m}" for p, c, m in [  # rows of the edge table
         (f"{DONE}/evomerge/champion", f"{DONE}/bitnet/ternary", "bitnet"),
@@ -86,6 +94,18 @@ def test_model_browser_shows_manifest_lineage_and_commands(fx, url, browser, sho
     svg_edges = browser.execute_script("return document.querySelectorAll('svg g.edge').length")
     assert svg_edges == 3  # the graph draws every parent edge, both of the merge's included
     shots(browser, "models.png")
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.XPATH, "//button[contains(., 'Download artifact (.zip)')]").click()
+    target = downloads / f"{DONE}_bitnet_ternary.zip"
+    deadline = time.monotonic() + 20
+    while not target.is_file() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    with zipfile.ZipFile(target) as archive:  # the artifact, as the person downloading gets it
+        assert sorted(archive.namelist()) == ["ternary/config.json", "ternary/manifest.json",
+                                              "ternary/model.safetensors"]
+        manifest = json.loads(archive.read("ternary/manifest.json"))
+    assert manifest["digest"] == fx.store.get_model(f"{DONE}/bitnet/ternary")["sha256"]
 
 
 def test_system_monitor_falls_back_to_this_machine(url, browser, shots):
