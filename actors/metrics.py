@@ -13,9 +13,14 @@ RegistryActor, which sees every metric row any actor writes.
 """
 from __future__ import annotations
 
+import functools
+import logging
 from functools import lru_cache
+from typing import Callable
 
 from ray.util.metrics import Gauge
+
+logger = logging.getLogger(__name__)
 
 # Registry metric names that count as "loss" and "tokens/s" (phases prefix them, e.g. train/loss).
 LOSS_NAMES = ("loss", "train/loss")
@@ -28,6 +33,18 @@ def _gauge(name: str, description: str, tags: tuple[str, ...]) -> Gauge:
     return Gauge(name, description=description, tag_keys=tags)
 
 
+def _best_effort(record: Callable) -> Callable:
+    """A gauge that cannot be set (a metrics agent gone, a bad tag) never fails a run."""
+    @functools.wraps(record)
+    def wrapped(*args, **kwargs) -> None:
+        try:
+            record(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001
+            logger.warning("forge gauge %s not set: %s", record.__name__, err)
+    return wrapped
+
+
+@_best_effort
 def record_progress(run_id: str, phase: str, done: int, total: int) -> None:
     """Set forge_phase_progress for one phase of one run."""
     if total <= 0:
@@ -47,6 +64,7 @@ def gauge_values(values: dict[str, float]) -> dict[str, float]:
     return found
 
 
+@_best_effort
 def record_metrics(run_id: str, phase: str, model: str, values: dict[str, float]) -> None:
     """Set the loss and tokens/s gauges from one `log_metrics` call."""
     descriptions = {"forge_loss": "last training loss a phase logged",
