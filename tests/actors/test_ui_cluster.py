@@ -12,7 +12,8 @@ from ray.job_submission import JobSubmissionClient
 
 from actors.metrics import gauge_values
 from actors.ui_cluster import RayCluster, node_reading
-from tests.ui.browser import ROOT, chromium, free_port, forge_ui, missing_browser, wait_for_text
+from tests.ui.browser import (ROOT, chromium, forge_ui, free_port, missing_browser, visible_text,
+                              wait_for_text)
 
 EMPTY_PLAN = "pipeline: {phases: []}\nwandb: {mode: disabled}\n"
 
@@ -35,7 +36,7 @@ def ray_cluster():
         proc.wait(timeout=60)
 
 
-def submit_when_ready(cluster: RayCluster, runs_dir: str, timeout: float = 120) -> str:
+def submit_when_ready(cluster: RayCluster, runs_dir: str, timeout: float = 180) -> str:
     """Submit; the job agent takes a few seconds after the dashboard to accept jobs."""
     deadline = time.monotonic() + timeout
     while True:
@@ -54,6 +55,16 @@ def wait_job(cluster: RayCluster, submission: str, timeout: float = 90) -> str:
         time.sleep(1)
         status = cluster.job_status(submission)
     return status
+
+
+def wait_for_any(driver, texts: list[str], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = visible_text(driver)
+        if any(t in body for t in texts):
+            return body
+        time.sleep(0.25)
+    raise AssertionError(f"none of {texts} on the page within {timeout:.0f}s")
 
 
 def test_gauge_values_pick_loss_and_rate():
@@ -109,22 +120,21 @@ def test_system_monitor_and_job_submission_in_the_browser(ray_cluster, tmp_path)
     runs.mkdir()
     with forge_ui(runs, ray_dashboard=cluster.dashboard_url) as url, chromium() as driver:
         driver.get(f"{url}/system")
-        body = wait_for_text(driver, "1 node(s), from the Ray state API", "refreshes every")
-        assert "Ray cluster up: Ray dashboard" in body and "ALIVE" in body
+        wait_for_text(driver, "Ray cluster up: Ray dashboard", "1 node(s), from the Ray state API",
+                      "ALIVE", "refreshes every", timeout=30)
         link = driver.find_element(By.LINK_TEXT, "Ray dashboard").get_attribute("href")
         assert link.rstrip("/") == cluster.dashboard_url
         driver.get(f"{url}/config")
         wait_for_text(driver, "valid: phases", "Submit as Ray Job")
-        deadline = time.monotonic() + 120  # the job agent starts a while after the dashboard
+        deadline = time.monotonic() + 180  # the job agent starts a while after the dashboard
         while True:
             driver.find_element(By.XPATH, "//button[contains(., 'Submit as Ray Job')]").click()
-            body = wait_for_text(driver, "Submit as Ray Job", timeout=30)
-            try:
-                body = wait_for_text(driver, "submitted Ray Job raysubmit_", timeout=10)
+            time.sleep(1)  # the rerun replaces an earlier attempt's message
+            body = wait_for_any(driver, ["submitted Ray Job raysubmit_", "submit failed: "])
+            if "submitted Ray Job raysubmit_" in body:
                 break
-            except AssertionError:
-                if "No available agent" not in body or time.monotonic() > deadline:
-                    raise
+            assert "No available agent" in body and time.monotonic() < deadline, body[-500:]
+            time.sleep(2)
     submission = body.split("submitted Ray Job ")[1].split(":")[0]
     assert cluster.job_status(submission) in ("PENDING", "RUNNING", "SUCCEEDED")
     JobSubmissionClient(cluster.dashboard_url).stop_job(submission)  # the default pipeline: minutes
