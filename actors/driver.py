@@ -55,7 +55,8 @@ class Driver:
     registry: object
     reporter: RunReporter
     poll_s: float = 0.5
-    _shown: dict = field(default_factory=dict, repr=False)  # phase -> last progress written
+    progress_every_s: float = 2.0  # progress.json at most this often (a URI storage: one PUT each)
+    _shown: dict = field(default_factory=dict, repr=False)  # phase -> (done, when) last written
 
     @property
     def run_dir(self) -> Path:
@@ -198,13 +199,21 @@ class Driver:
             return  # the actor is restarting or busy; progress resumes on the next poll
         if p["total"]:
             self.reporter.progress(name, p["done"], p["total"], p["note"])
-            if self._shown.get(name) != p["done"]:  # readers without Ray: forge ui, Prometheus
-                self._shown[name] = p["done"]
+            if self._progress_due(name, p["done"], p["total"]):  # readers without Ray: forge ui
                 try:
                     write_progress(self.storage, self.run_id, name, p["done"], p["total"], p["note"])
                 except (StorageError, OSError):
                     pass  # a progress file is not worth a failed run; the next poll tries again
                 record_progress(self.run_id, name, p["done"], p["total"])
+
+    def _progress_due(self, name: str, done: int, total: int) -> bool:
+        """Whether to write this progress: it changed, and it is the end or time for a write."""
+        last_done, last_time = self._shown.get(name, (None, -float("inf")))
+        now = time.monotonic()
+        if done == last_done or (done < total and now - last_time < self.progress_every_s):
+            return False
+        self._shown[name] = (done, now)
+        return True
 
     def _commit(self, store, name: str, result: PhaseResult, staging: str,
                 inputs: list[ModelRef]) -> list[ModelRef]:

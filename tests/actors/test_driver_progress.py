@@ -40,7 +40,10 @@ def test_progress_is_written_when_it_changes(ray_session, tmp_path):
     assert (first["phase"], first["done"], first["total"], first["note"]) == ("cognate", 3, 12, "steps")
     driver._show_progress(actor, "cognate")  # unchanged: the file is not rewritten
     assert json.loads((tmp_path / "runs" / "r1" / "progress.json").read_text())["time"] == first["time"]
-    ray.get(actor.set.remote(12, 12, "steps"))
+    ray.get(actor.set.remote(5, 12, "steps"))
+    driver._show_progress(actor, "cognate")  # within progress_every_s of the last write: later
+    assert read_progress(storage, "r1")["done"] == 3
+    ray.get(actor.set.remote(12, 12, "steps"))  # the end is always written
     driver._show_progress(actor, "cognate")
     assert read_progress(storage, "r1")["done"] == 12
     ray.kill(actor)
