@@ -14,13 +14,14 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
 
 import actors.phases  # noqa: F401  (registers the built-in phases)
 from actors.errors import one_line
+from actors.metrics import record_progress
 from actors.phase import PhaseActor, PhaseError
 from actors.registry import RegistryClient
 from actors.resources import actor_options
@@ -30,8 +31,9 @@ from forge.pipeline.artifacts import ArtifactError, ModelRef, read_manifest, ver
 from forge.pipeline.inputs import INPUTS_DIR, input_ref, staged_inputs
 from forge.pipeline.phase import PhaseResult, model_id
 from forge.pipeline.plan import refs_from_json, refs_to_json, skip_decision
+from forge.pipeline.progress import write_progress
 from forge.pipeline.registry import get_phase
-from forge.storage import RunStorage
+from forge.storage import RunStorage, StorageError
 
 
 class PhaseFailed(RuntimeError):
@@ -53,6 +55,8 @@ class Driver:
     registry: object
     reporter: RunReporter
     poll_s: float = 0.5
+    progress_every_s: float = 2.0  # progress.json at most this often (a URI storage: one PUT each)
+    _shown: dict = field(default_factory=dict, repr=False)  # phase -> (done, when) last written
 
     @property
     def run_dir(self) -> Path:
@@ -195,6 +199,21 @@ class Driver:
             return  # the actor is restarting or busy; progress resumes on the next poll
         if p["total"]:
             self.reporter.progress(name, p["done"], p["total"], p["note"])
+            if self._progress_due(name, p["done"], p["total"]):  # readers without Ray: forge ui
+                try:
+                    write_progress(self.storage, self.run_id, name, p["done"], p["total"], p["note"])
+                except (StorageError, OSError):
+                    pass  # a progress file is not worth a failed run; the next poll tries again
+                record_progress(self.run_id, name, p["done"], p["total"])
+
+    def _progress_due(self, name: str, done: int, total: int) -> bool:
+        """Whether to write this progress: it changed, and it is the end or time for a write."""
+        last_done, last_time = self._shown.get(name, (None, -float("inf")))
+        now = time.monotonic()
+        if done == last_done or (done < total and now - last_time < self.progress_every_s):
+            return False
+        self._shown[name] = (done, now)
+        return True
 
     def _commit(self, store, name: str, result: PhaseResult, staging: str,
                 inputs: list[ModelRef]) -> list[ModelRef]:

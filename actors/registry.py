@@ -6,6 +6,7 @@ from pathlib import Path
 
 import ray
 
+from actors.metrics import record_metrics
 from forge.registry import RegistryStore
 from forge.registry.snapshot import snapshot_registry
 
@@ -21,7 +22,10 @@ class RegistryActor:
         """Run one `RegistryStore` method (the store serialises access with its own lock)."""
         if method.startswith("_") or not hasattr(self.store, method):
             raise AttributeError(f"RegistryStore has no method {method!r}")
-        return getattr(self.store, method)(*args, **kwargs)
+        result = getattr(self.store, method)(*args, **kwargs)
+        if method == "log_metrics":  # every metric row passes here: the Prometheus gauges too
+            record_metrics(*_metric_call(*args, **kwargs))
+        return result
 
     def ping(self) -> str:
         return str(self.store.path)
@@ -30,6 +34,11 @@ class RegistryActor:
         """Copy the database into a URI run storage (forge.registry.snapshot); runs on the head,
         where the file is."""
         return snapshot_registry(self.store, storage)
+
+
+def _metric_call(run_id, phase, step, values, model="", when=None):
+    """(run, phase, model, values) of a `RegistryStore.log_metrics` call."""
+    return run_id, phase, model, values
 
 
 def registry_name(db_path: str | Path) -> str:

@@ -1,5 +1,5 @@
 """The `forge` command: run, resume, status, monitor, models, show, rollback, report, gc, eval,
-generate, serve, export.
+generate, serve, export, ui.
 
 Everything but `run` and `resume` reads (or, for rollback and gc, edits) the registry file
 directly, without Ray, so it works while a run is going and after the cluster is gone.
@@ -18,6 +18,7 @@ from rich.tree import Tree
 from forge.registry import RegistryError, RegistryStore, collect_garbage
 from forge.registry.snapshot import restore_registry
 from forge.storage import RunStorage, StorageError
+from forge.ui.launch import add_ui_arguments, run_ui
 
 # Piped output (CI logs, `| less`) gets wide tables instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -212,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     _runs_dir_arg(p)
     p.set_defaults(func=cmd_gc)
+    p = sub.add_parser("ui", help="the web dashboard (Streamlit) over the runs, on 127.0.0.1:8501")
+    add_ui_arguments(p)
+    p.set_defaults(func=run_ui)
     return parser
 
 
