@@ -74,17 +74,21 @@ def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, RunStorage
     return cfg, storage, new_run_id()
 
 
-def check_resources(cfg: PipelineConfig, plan: list[str], cluster: dict) -> None:
-    """Every phase must fit the cluster: CPUs always, GPUs only where the cluster has some."""
-    cpus, gpus = cluster.get("CPU", 0), cluster.get("GPU", 0)
+def check_resources(cfg: PipelineConfig, plan: list[str], nodes: list[dict]) -> None:
+    """Every actor a phase starts must fit one node (`nodes`: each live node's resources):
+    CPUs always, GPUs only where the cluster has some. A request no node can meet would wait
+    forever in Ray's queue, so it is bad input."""
+    cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    where = "the cluster's" if len(nodes) == 1 else "the largest node's"
     for name in plan:
-        res = cfg.phase(name).resources
-        if res.num_cpus > cpus:
-            raise ConfigError(f"phases.{name}.resources.num_cpus: got {res.num_cpus}; allowed: "
-                              f"at most the cluster's {cpus:g} CPUs")
-        if gpus and res.num_gpus > gpus:
-            raise ConfigError(f"phases.{name}.resources.num_gpus: got {res.num_gpus}; allowed: "
-                              f"at most the cluster's {gpus:g} GPUs")
+        for cpu_key, gpu_key, res in cfg.phase(name).actor_requests():
+            if res.num_cpus > cpus:
+                raise ConfigError(f"phases.{name}.{cpu_key}: got {res.num_cpus}; allowed: at "
+                                  f"most {where} {cpus:g} CPUs")
+            if gpus and res.num_gpus > gpus:
+                raise ConfigError(f"phases.{name}.{gpu_key}: got {res.num_gpus}; allowed: at "
+                                  f"most {where} {gpus:g} GPUs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +146,7 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         return 2
     try:
         try:
-            check_resources(cfg, plan, ray.cluster_resources())
+            check_resources(cfg, plan, [n["Resources"] for n in ray.nodes() if n["Alive"]])
             restore_registry(storage)  # a new head: the runs so far, from the storage's copy
             registry = session.registry(get_registry(storage.registry_path, cfg.ray.namespace))
         except (ConfigError, ClusterError) as err:

@@ -85,6 +85,11 @@ class CognatePhaseConfig(PhaseConfig):
     min_params: int = option(1, "Handoff contract: fewest parameters per model.", ge=1)
     max_params: int = option(10**10, "Handoff contract: most parameters per model.", ge=1)
 
+    def actor_requests(self) -> list[tuple[str, str, Resources]]:
+        """The coordinator and one trainer (an unset trainer_cpus is an equal share: always fits)."""
+        trainer = Resources(num_cpus=self.trainer_cpus or 0.0, num_gpus=self.trainer_gpus)
+        return super().actor_requests() + [("trainer_cpus", "trainer_gpus", trainer)]
+
     def check(self, path: str) -> None:
         names = [s.name for s in self.specialisations]
         if len(set(names)) != len(names):
