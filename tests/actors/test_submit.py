@@ -104,6 +104,8 @@ BAD = [
     (["--set", "pipeline.phases=[fixture_init, fixture_init]"], "pipeline.phases"),
     (["--set", "wandb.mode=loud"], "wandb.mode"),
     (["--set", "ray.object_store_mb=1"], "ray.object_store_mb"),
+    (["--set", "phases.fixture_train.lr=.inf"], "phases.fixture_train.lr"),
+    (["--set", "phases.fixture_shrink.gate.margin=.nan"], "phases.fixture_shrink.gate.margin"),
     (["--set", "noequals"], "--set"),
     (["--phases", "fixture_init..nope"], "--phases"),
     (["--config", "/does/not/exist.yaml"], "config"),
