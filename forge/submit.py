@@ -99,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if not plan:
-        print("Nothing to run: pipeline.phases is empty. Phases available in this version: "
-              f"{', '.join(available_phases()) or '(none yet)'}.")
-        return 0
+    if not plan:  # an empty file or `pipeline.phases: []`: nothing to do is bad input
+        print("error: pipeline.phases: empty, nothing to run; phases available in this version: "
+              f"{', '.join(available_phases()) or '(none yet)'}", file=sys.stderr)
+        return 2
     if not args.resume:  # the saved config says what this run runs: resume follows the same plan
         cfg = dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, phases=tuple(plan)))
     try:

@@ -138,10 +138,25 @@ def test_resume_unknown_run_is_bad_input(runs_dir, capsys):
     assert "no run at" in capsys.readouterr().err
 
 
-def test_empty_plan_names_available_phases(runs_dir, capsys):
-    assert submit.main(["--runs-dir", str(runs_dir), "--set", "pipeline.phases=[]"]) == 0
-    out = capsys.readouterr().out
-    assert "Nothing to run" in out and "fixture_train" in out  # registered phases are listed
+def test_empty_plan_is_bad_input_naming_available_phases(runs_dir, tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    for args in (["--set", "pipeline.phases=[]"], ["--config", str(empty)]):
+        assert submit.main(["--runs-dir", str(runs_dir), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: pipeline.phases: empty, nothing to run; phases available")
+        assert "fixture_train" in err and "\n" not in err  # registered phases are listed
+    assert submit.main(["--runs-dir", str(runs_dir), "--config", FIXTURE, "--phases", ","]) == 2
+    assert capsys.readouterr().err.startswith("error: --phases: got ','; allowed: phase names")
+    assert not runs_dir.exists()
+
+
+def test_binary_config_is_bad_input(runs_dir, tmp_path, capsys):
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert submit.main(["--runs-dir", str(runs_dir), "--config", str(binary)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: config: {binary} is not a text file (byte 128 is not UTF-8)"
     assert not runs_dir.exists()
 
 
