@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import datetime as dt
+import re
 import secrets
 import sys
 
@@ -20,10 +21,12 @@ from forge.data.text import CORPUS_FILE, Corpus, load_corpus, save_corpus
 from forge.pipeline.inputs import InputModelError, InputSource, resolve_inputs, stage_inputs
 from forge.pipeline.plan import select_phases
 from forge.pipeline.registry import available_phases
+from forge.registry import RegistryError, RegistryStore
 from forge.registry.snapshot import restore_registry
 from forge.storage import RunStorage, StorageError
 
 CONFIG_FILE = "config.yaml"
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one name: no path separators
 
 
 class InputError(Exception):
@@ -57,10 +60,14 @@ def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, RunStorage
     if args.resume:
         if args.config or args.set or args.input:
             raise InputError("--resume uses the run's saved config; drop --config/--set/--input")
+        if not RUN_ID.fullmatch(args.resume) or ".." in args.resume:
+            raise InputError(f"--resume {args.resume}: not a run id (a name inside the runs "
+                             "directory, as `forge status` lists them)")
         storage = RunStorage(args.runs_dir or "runs")
         saved = storage.pull(f"{args.resume}/{CONFIG_FILE}")
         if not saved.is_file():
             raise InputError(f"--resume {args.resume}: no run at {storage.uri(args.resume)}")
+        check_registered(storage, args.resume)
         return from_yaml_text(saved.read_text()), storage, args.resume
     overrides = list(args.set)
     if args.input:
@@ -72,6 +79,23 @@ def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, RunStorage
     if storage.remote:  # a bad URI, bucket or credential fails here, before Ray starts
         storage.check_writable()
     return cfg, storage, new_run_id()
+
+
+def check_registered(storage: RunStorage, run_id: str) -> None:
+    """A run to resume must have its row in the registry (restored from the storage's snapshot
+    on a new head): a directory alone is not a run forge can continue."""
+    restore_registry(storage)
+    try:
+        store = RegistryStore(storage.registry_path, readonly=True)
+    except RegistryError as err:
+        raise InputError(f"--resume {run_id}: {err}") from None
+    try:
+        store.get_run(run_id)
+    except RegistryError:
+        raise InputError(f"--resume {run_id}: the registry {storage.registry_path} has no row "
+                         "for it (a directory alone cannot be resumed)") from None
+    finally:
+        store.close()
 
 
 def check_resources(cfg: PipelineConfig, plan: list[str], nodes: list[dict]) -> None:

@@ -184,3 +184,25 @@ def test_a_bad_input_stops_before_anything_starts(runs_dir, capsys):
     assert code == 2
     assert "pipeline.inputs[0]: 'nope/x/y' is neither" in capsys.readouterr().err
     assert run_ids(runs_dir) == []
+
+
+def test_resume_of_a_path_or_unregistered_dir_exits_2_before_ray(runs_dir, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setattr(submit, "run_on_ray", lambda *a, **k: pytest.fail("Ray was started"))
+    outside = tmp_path / "x"
+    outside.mkdir()
+    (outside / "config.yaml").write_text((ROOT / "tests" / "fixture.yaml").read_text())
+    stray = runs_dir / "20260101-000000-abcdef"  # a run directory the registry does not know
+    stray.mkdir(parents=True)
+    (stray / "config.yaml").write_text("run: {name: stray}\n")
+    before = sorted(p.name for p in runs_dir.rglob("*"))
+    for run_id, message in (("../x", "--resume ../x: not a run id"),
+                            ("/etc", "--resume /etc: not a run id"),
+                            (stray.name, f"--resume {stray.name}: cannot open registry")):
+        assert cli.main(["resume", run_id, "--runs-dir", str(runs_dir)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {message}") and "\n" not in err
+    RegistryStore(runs_dir / "registry.db").close()  # a registry without that run's row
+    assert cli.main(["resume", stray.name, "--runs-dir", str(runs_dir)]) == 2
+    assert "has no row for it" in capsys.readouterr().err
+    assert sorted(p.name for p in runs_dir.rglob("*") if "registry.db" not in p.name) == before
