@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from forge.registry import RegistryError, RegistryStore, collect_garbage
+from forge.registry.store import corrupt_registry
 from forge.registry.snapshot import restore_registry
 from forge.storage import RunStorage, StorageError
 
@@ -25,10 +28,16 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 def _store(runs_dir: str, readonly: bool = True) -> RegistryStore:
     """The registry of a runs location (for a URI: the one on this, the head, node, restored
-    from the storage's snapshot when this machine has none)."""
+    from the storage's snapshot when this machine has none). Never creates one: gc and
+    rollback on a mistyped --runs-dir say so instead of leaving an empty registry there."""
     storage = RunStorage(runs_dir)
     restore_registry(storage)
-    return RegistryStore(storage.registry_path, readonly=readonly)
+    path = storage.registry_path
+    if not path.is_file():
+        raise RegistryError(f"no registry at {path} (is --runs-dir right?)")
+    if not readonly and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        raise RegistryError(f"registry {path} is read-only; this command changes it")
+    return RegistryStore(path, readonly=readonly)
 
 
 def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -117,7 +126,8 @@ def cmd_show(args) -> int:
 
 def _add_lineage(node: Tree, item: dict) -> None:
     for parent in item["parents"]:
-        _add_lineage(node.add(f"{parent['id']} ({parent['method']})"), parent)
+        gone = ", not in the registry (removed)" if parent.get("removed") else ""
+        _add_lineage(node.add(f"{parent['id']} ({parent['method']}{gone})"), parent)
 
 
 def cmd_rollback(args) -> int:
@@ -151,7 +161,7 @@ def cmd_gc(args) -> int:
     from forge.config import load
 
     policy = load(args.config).registry
-    dropped = collect_garbage(_store(args.runs_dir, readonly=False), args.runs_dir,
+    dropped = collect_garbage(_store(args.runs_dir, readonly=args.dry_run), args.runs_dir,
                               policy.keep_runs, policy.drop_failed_after_days, args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     console.print(f"{verb} {len(dropped)} run(s): {', '.join(dropped) or '-'}")
@@ -229,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         return submit.main(["--resume", args.run, "--runs-dir", args.runs_dir] + extra)
     try:
         return args.func(args)
+    except sqlite3.DatabaseError as err:  # pages damaged behind an intact header
+        print(f"error: {corrupt_registry(RunStorage(args.runs_dir).registry_path, err)}",
+              file=sys.stderr)
+        return 2
     except (RegistryError, StorageError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import json
 import datetime as dt
 import re
 import secrets
+import sqlite3
 import sys
 
 from forge.config import ConfigError, PipelineConfig, dump, from_yaml_text, load
@@ -22,6 +23,7 @@ from forge.pipeline.inputs import InputModelError, InputSource, resolve_inputs, 
 from forge.pipeline.plan import select_phases
 from forge.pipeline.registry import available_phases
 from forge.registry import RegistryError, RegistryStore
+from forge.registry.store import corrupt_registry
 from forge.registry.snapshot import restore_registry
 from forge.storage import RunStorage, StorageError
 
@@ -68,6 +70,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, RunStorage
         if not saved.is_file():
             raise InputError(f"--resume {args.resume}: no run at {storage.uri(args.resume)}")
         check_registered(storage, args.resume)
+        storage.check_writable()
         return from_yaml_text(saved.read_text()), storage, args.resume
     overrides = list(args.set)
     if args.input:
@@ -76,8 +79,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, RunStorage
         overrides.append(f"run.runs_dir={args.runs_dir}")
     cfg = load(args.config, overrides)
     storage = RunStorage(cfg.run.runs_dir)
-    if storage.remote:  # a bad URI, bucket or credential fails here, before Ray starts
-        storage.check_writable()
+    storage.check_writable()  # a read-only disk, bad URI, bucket or credential: before Ray
     return cfg, storage, new_run_id()
 
 
@@ -91,6 +93,8 @@ def check_registered(storage: RunStorage, run_id: str) -> None:
         raise InputError(f"--resume {run_id}: {err}") from None
     try:
         store.get_run(run_id)
+    except sqlite3.DatabaseError as err:
+        raise InputError(f"--resume {run_id}: {corrupt_registry(store.path, err)}") from None
     except RegistryError:
         raise InputError(f"--resume {run_id}: the registry {storage.registry_path} has no row "
                          "for it (a directory alone cannot be resumed)") from None
