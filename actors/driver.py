@@ -66,6 +66,7 @@ class Driver:
     def run(self) -> list[PhaseReport]:
         store = RegistryClient(self.registry)
         store.interrupt_running(self.run_id)
+        self._drop_dead_staging(store)
         latest = store.latest_phases(self.run_id)
         current = self._register_inputs(store)
         reports: list[PhaseReport] = []
@@ -79,7 +80,8 @@ class Driver:
                                            size_bytes=summary.get("size_bytes", 0), note=reason))
                 continue
             try:
-                report, current = self._run_phase(store, name, current)
+                why = f"re-run, {reason}" if name in latest else ""
+                report, current = self._run_phase(store, name, current, why)
             except PhaseFailed as err:
                 err.reports = reports + err.reports
                 store.set_run_status(self.run_id, "failed")
@@ -90,6 +92,13 @@ class Driver:
         store.set_run_status(self.run_id, "done")
         self._snapshot()
         return reports
+
+    def _drop_dead_staging(self, store) -> None:
+        """Remove the staging directories of attempts a killed driver left behind (interrupted);
+        a not-adopted attempt keeps its outputs there for inspection."""
+        for row in store.phase_runs(self.run_id):
+            if row["status"] == "interrupted":
+                self.storage.remove(f"{self.run_id}/.{row['phase']}.attempt-{row['attempt']}")
 
     def _snapshot(self) -> None:
         """Copy the registry into a URI run storage (forge.registry.snapshot). Best effort: a
@@ -125,10 +134,10 @@ class Driver:
             return f"artifact check failed: {err}"
         return None
 
-    def _run_phase(self, store, name: str, inputs: list[ModelRef]):
+    def _run_phase(self, store, name: str, inputs: list[ModelRef], why: str = ""):
         phase_cls = get_phase(name)
         attempt = store.start_phase(self.run_id, name)
-        self.reporter.phase_started(name, attempt)
+        self.reporter.phase_started(name, attempt, why)
         staging = f"{self.run_id}/.{name}.attempt-{attempt}"
         self.storage.remove(staging)
         started = time.time()

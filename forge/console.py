@@ -48,8 +48,10 @@ class RunReporter:
         self.console.print(f"dashboard: {dashboard_url or '(not running)'}", markup=False)
         self.console.print(f"plan: {' -> '.join(plan) or '(empty)'}", markup=False)
 
-    def phase_started(self, phase: str, attempt: int) -> None:
-        self.console.print(f"[{phase}] started (attempt {attempt})", markup=False)
+    def phase_started(self, phase: str, attempt: int, why: str = "") -> None:
+        """`why`: the reason a resumed run runs the phase again (missing artifact, ...)."""
+        self.console.print(f"[{phase}] started (attempt {attempt}{': ' + why if why else ''})",
+                           markup=False)
 
     def phase_skipped(self, phase: str, reason: str) -> None:
         self.console.print(f"[{phase}] skipped: {reason}", markup=False)

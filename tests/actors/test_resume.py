@@ -52,11 +52,16 @@ def test_sigkill_driver_then_resume(ray_session, runs_dir):
     killed_at = train_rows(runs_dir)
     assert 0 < killed_at < STEPS
     assert store.latest_phases(run["id"])["fixture_train"]["status"] == "running"
+    staging = runs_dir / run["id"] / ".fixture_train.attempt-1"  # what the killed attempt wrote
+    staging.mkdir(exist_ok=True)
+    (staging / "half-written.safetensors").write_bytes(b"\0" * 100)
 
     resumed = launch(ray_session, "--resume", run["id"], "--runs-dir", str(runs_dir))
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     assert "[fixture_init] skipped" in out
+    assert "[fixture_train] started (attempt 2: re-run, last attempt 1 is interrupted)" in out
+    assert not staging.exists()  # the dead attempt's staging directory is gone
     rows = store.latest_phases(run["id"])
     assert rows["fixture_train"]["attempt"] == 2 and rows["fixture_train"]["status"] == "done"
     attempts = [r for r in store.phase_runs(run["id"]) if r["phase"] == "fixture_train"]
@@ -81,7 +86,9 @@ def test_corrupt_artifact_reruns_exactly_that_phase(ray_session, runs_dir):
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
     assert "[fixture_init] skipped" in out and "[fixture_shrink] skipped" in out
-    assert "[fixture_train] started (attempt 2)" in out
+    flat = " ".join(out.split())  # the console may wrap a long line
+    assert "[fixture_train] started (attempt 2: re-run, artifact check failed: " in flat
+    assert "model.safetensors does not match its sha256)" in flat
     attempts = {p: r["attempt"] for p, r in store.latest_phases(run["id"]).items()}
     assert attempts == {"fixture_init": 1, "fixture_train": 2, "fixture_shrink": 1}
     assert store.get_model(trained["id"])["sha256"] == trained["sha256"]  # same, rebuilt
