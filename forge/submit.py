@@ -25,6 +25,7 @@ from forge.pipeline.registry import available_phases
 from forge.registry import RegistryError, RegistryStore
 from forge.registry.store import corrupt_registry
 from forge.registry.snapshot import restore_registry
+from forge.session import SESSION_FILE, session_record
 from forge.storage import RunStorage, StorageError
 
 CONFIG_FILE = "config.yaml"
@@ -186,8 +187,8 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         else:
             create_run_files(storage, run_id, cfg, sources, corpus or load_corpus(cfg.data))
             store.create_run(run_id, cfg.run.name, dump(cfg))
-        storage.write_text(f"{run_id}/session.json",
-                           json.dumps({"dashboard_url": session.dashboard_url}))
+        storage.write_text(f"{run_id}/{SESSION_FILE}",
+                           json.dumps(session_record(session.dashboard_url)))
         reporter = RunReporter()
         reporter.header(run_id, session.dashboard_url, plan, storage.display, session.job_id())
         driver = Driver(cfg, run_id, storage, plan, registry, reporter)

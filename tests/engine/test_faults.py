@@ -136,3 +136,42 @@ def test_a_read_only_runs_dir_is_refused_before_ray(tmp_path, capsys, monkeypatc
         assert "is read-only" in one_error_line(capsys)
         assert cli.main(["status", "--runs-dir", str(runs)]) == 0  # reading still works
         assert sorted(p.name for p in runs.rglob("*")) == before
+
+
+def test_models_of_an_unknown_run_is_an_error(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    make_runs(runs)
+    assert cli.main(["models", "--run", "nosuch", "--runs-dir", str(runs)]) == 2
+    assert one_error_line(capsys).startswith("error: no run 'nosuch'")
+
+
+def test_monitor_and_status_of_a_run_whose_driver_died(tmp_path, capsys):
+    import json
+
+    import psutil
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (_, run_id) = make_runs(runs, ("done", "running"))
+    dead = subprocess.Popen(["sleep", "0"])
+    started = psutil.Process(dead.pid).create_time()
+    dead.wait()
+    session = {"dashboard_url": None, "driver": {"host": os.uname().nodename, "pid": dead.pid,
+                                                 "started": started}}
+    (runs / run_id / "session.json").write_text(json.dumps(session))
+    t0 = time.monotonic()
+    assert cli.main(["monitor", run_id, "--runs-dir", str(runs), "--interval", "0.1"]) == 1
+    assert time.monotonic() - t0 < 30  # it stops instead of watching forever
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: run {run_id} says running but its driver (pid {dead.pid}) is not "
+                   f"running; it was interrupted. Continue with: forge resume {run_id} "
+                   f"--runs-dir {runs}")
+    assert cli.main(["status", run_id, "--runs-dir", str(runs)]) == 0
+    assert f"continue with: forge resume {run_id}" in " ".join(capsys.readouterr().out.split())
+    # a live driver (this process) keeps the monitor watching
+    session["driver"] = {"host": os.uname().nodename, "pid": os.getpid(),
+                         "started": psutil.Process().create_time()}
+    (runs / run_id / "session.json").write_text(json.dumps(session))
+    assert cli.main(["monitor", run_id, "--runs-dir", str(runs), "--interval", "0.01",
+                     "--iterations", "3"]) == 0
