@@ -53,6 +53,10 @@ class RunReporter:
         self.console.print(f"[{phase}] started (attempt {attempt}{': ' + why if why else ''})",
                            markup=False)
 
+    def note(self, text: str) -> None:
+        """A line about the run itself (a run file rebuilt on resume, ...)."""
+        self.console.print(text, markup=False)
+
     def phase_skipped(self, phase: str, reason: str) -> None:
         self.console.print(f"[{phase}] skipped: {reason}", markup=False)
 

@@ -186,6 +186,17 @@ class RegistryStore:
                 node["parents"].append(child)
         return node
 
+    # the run's own files --------------------------------------------------------------------
+    def record_run_file(self, run_id: str, name: str, sha256: str) -> None:
+        """The digest of a run file (tokenizer, corpus), kept from the first time: the one
+        the run's models were made with."""
+        self._write("INSERT OR IGNORE INTO run_files (run, name, sha256) VALUES (?, ?, ?)",
+                    (run_id, name, sha256))
+
+    def run_files(self, run_id: str) -> dict[str, str]:
+        rows = self._rows("SELECT name, sha256 FROM run_files WHERE run = ?", (run_id,))
+        return {r["name"]: r["sha256"] for r in rows}
+
     # metrics and handoffs -------------------------------------------------------------------
     def log_metrics(self, run_id: str, phase: str, step: int, values: dict[str, float],
                     model: str = "", when: float | None = None) -> int:

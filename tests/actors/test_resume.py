@@ -112,3 +112,36 @@ def test_a_killed_phase_actor_restarts_and_says_so(ray_session, runs_dir):
     events = store.metrics(run["id"], phase="fixture_train", name="events/actor_restarts")
     assert [(e["model"], e["step"]) for e in events] == [("phase-actor", 0)]
     assert store.latest_phases(run["id"])["fixture_train"]["status"] == "done"
+
+
+def test_damaged_run_files_are_rebuilt_identical_or_refused(ray_session, runs_dir, tmp_path, capsys):
+    from forge import submit
+
+    text = tmp_path / "notes.txt"
+    text.write_text("\n\n".join(f"Document {i}: the quick brown fox jumps {i} times." for i in range(40)))
+    args = ["--config", FIXTURE, "--runs-dir", str(runs_dir), "--phases", "fixture_init",
+            "--set", f"data.text_files=[{text}]"]
+    assert submit.main(args) == 0
+    store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    (run,) = store.list_runs()
+    corpus = runs_dir / run["id"] / "corpus.json"
+    digest = store.run_files(run["id"])["corpus.json"]
+    original = corpus.read_bytes()
+    corpus.write_bytes(original[: len(original) // 2])  # truncated, as a full disk leaves it
+    capsys.readouterr()
+    assert submit.main(["--resume", run["id"], "--runs-dir", str(runs_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "corpus.json: damaged (sha256 differs from the registry's); rebuilt from the run's " \
+           "config, identical" in " ".join(out.split())
+    assert corpus.read_bytes() == original
+    # the source text changed since: a rebuild cannot give the original back; say so, keep all
+    text.write_text("other words entirely")
+    corpus.unlink()
+    models = store.list_models(run["id"])
+    assert submit.main(["--resume", run["id"], "--runs-dir", str(runs_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"error: {run['id']}/corpus.json: missing; rebuilt from the run's config it "
+                   "differs from the original the run's models use: restore it from a copy, or "
+                   "start a new run")
+    assert not corpus.exists() and store.run_files(run["id"]) == {"corpus.json": digest}
+    assert store.list_models(run["id"]) == models
