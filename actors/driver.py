@@ -92,7 +92,7 @@ class Driver:
                 report, current = self._run_phase(store, name, current, why)
             except PhaseFailed as err:
                 err.reports = reports + err.reports
-                store.set_run_status(self.run_id, "failed")
+                self._try_record(store.set_run_status, self.run_id, "failed")
                 self._snapshot()
                 raise
             reports.append(report)
@@ -101,6 +101,15 @@ class Driver:
         store.set_run_status(self.run_id, "done")
         self._snapshot()
         return reports
+
+    @staticmethod
+    def _try_record(write, *args, **kwargs) -> bool:
+        """A registry write that must not hide the error being reported; False if it failed."""
+        try:
+            write(*args, **kwargs)
+            return True
+        except (ray.exceptions.RayError, TimeoutError, OSError):
+            return False
 
     def _record_run_files(self, store) -> None:
         """After each phase: the digest of every run file made so far (first one kept)."""
@@ -202,9 +211,16 @@ class Driver:
 
     def _failed(self, store, name: str, attempt: int, staging: str, started: float,
                 message: str, key_metric=None) -> PhaseFailed:
-        """Record a failed attempt, drop its staged outputs, report it; the error to raise."""
-        store.finish_phase(self.run_id, name, attempt, "failed", error=message)
-        self.storage.remove(staging)
+        """Record a failed attempt, drop its staged outputs, report it; the error to raise.
+        When the registry cannot record it (its disk is full), the error says so and the
+        attempt stays 'running', which the next resume marks interrupted."""
+        if not self._try_record(store.finish_phase, self.run_id, name, attempt, "failed",
+                                error=message):
+            message += " (the registry could not record this failure)"
+        try:
+            self.storage.remove(staging)
+        except (OSError, RuntimeError):
+            pass  # the next resume removes it
         report = PhaseReport(name, "failed", time.time() - started, key_metric, attempt=attempt,
                              note=message)
         self.reporter.phase_finished(report)

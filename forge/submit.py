@@ -166,6 +166,7 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
 
     from actors.cluster import ClusterError, connect
     from actors.driver import Driver, PhaseFailed
+    from actors.errors import one_line
     from actors.registry import RegistryClient, get_registry
 
     try:
@@ -185,7 +186,11 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         if resume:
             store.set_run_status(run_id, "running")
         else:
-            create_run_files(storage, run_id, cfg, sources, corpus or load_corpus(cfg.data))
+            try:
+                create_run_files(storage, run_id, cfg, sources, corpus or load_corpus(cfg.data))
+            except (StorageError, OSError):
+                storage.remove(run_id)  # not registered yet: leave no half-made run behind
+                raise
             store.create_run(run_id, cfg.run.name, dump(cfg))
         storage.write_text(f"{run_id}/{SESSION_FILE}",
                            json.dumps(session_record(session.dashboard_url)))
@@ -197,19 +202,31 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         except InputModelError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        except (PhaseFailed, StorageError) as err:
+        except (PhaseFailed, StorageError, OSError, ray.exceptions.RayError) as err:
+            # PhaseFailed carries the phase's own line; the others: the registry or the disk
+            # failed under the driver (a full disk), said in one line, never a traceback
             reporter.summary(getattr(err, "reports", []))
-            print(f"error: {err}", file=sys.stderr)
+            message = str(err) if isinstance(err, (PhaseFailed, StorageError)) else one_line(err)
+            print(f"error: {fault_line(message, storage)}", file=sys.stderr)
             print(f"resume with: forge resume {run_id} --runs-dir {storage.display}", file=sys.stderr)
             return 1
         reporter.summary(reports)
         print(f"run {run_id} done; models: forge models --run {run_id} --runs-dir {storage.display}")
         return 0
-    except StorageError as err:  # writing the run's files before the first phase
-        print(f"error: {err}", file=sys.stderr)
+    except (StorageError, OSError, ray.exceptions.RayError) as err:  # the run's first files
+        print(f"error: {fault_line(str(err) if isinstance(err, StorageError) else one_line(err), storage)}",
+              file=sys.stderr)
         return 1
     finally:
         session.close()
+
+
+def fault_line(message: str, storage: RunStorage) -> str:
+    """`message`, led by the disk when it is full (the likely fix is not in the message)."""
+    full = ("No space left on device", "database or disk is full", "Errno 28")
+    if any(marker in message for marker in full):
+        return f"no space left on the disk of {storage.display} ({message}); free space first"
+    return message
 
 
 if __name__ == "__main__":

@@ -145,3 +145,52 @@ def test_damaged_run_files_are_rebuilt_identical_or_refused(ray_session, runs_di
                    "start a new run")
     assert not corpus.exists() and store.run_files(run["id"]) == {"corpus.json": digest}
     assert store.list_models(run["id"]) == models
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes(ray_session, tmp_path, capsys):
+    import threading
+
+    from forge import submit
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(runs_dir)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    text = tmp_path / "notes.txt"
+    text.write_text("\n\n".join(f"Note {i}: a short document for a small corpus." for i in range(20)))
+    try:
+        result = {}
+        args = ["--config", FIXTURE, "--runs-dir", str(runs_dir), "--set", "phases.fixture_train.steps=60",
+                "--set", f"data.text_files=[{text}]"]
+        thread = threading.Thread(target=lambda: result.setdefault("code", submit.main(args)))
+        thread.start()
+        wait_for(lambda: train_rows(runs_dir) >= 5 or not thread.is_alive(), timeout=240)
+        filler = runs_dir / "filler"
+        with open(filler, "wb") as f:  # fill the disk while the phase writes metric rows
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        thread.join(timeout=300)
+        err = capsys.readouterr().err
+        assert result["code"] == 1 and "Traceback" not in err, err
+        lines = [line for line in err.splitlines() if line.startswith(("error:", "resume with:"))]
+        store = RegistryStore(runs_dir / "registry.db", readonly=True)
+        (run,) = store.list_runs()
+        assert lines[0].startswith(f"error: no space left on the disk of {runs_dir} (")
+        assert lines[1] == f"resume with: forge resume {run['id']} --runs-dir {runs_dir}"
+        filler.unlink()  # space again: the printed command finishes the run
+        code = submit.main(["--resume", run["id"], "--runs-dir", str(runs_dir)])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err[-1500:] + captured.out[-1500:]
+        assert store.get_run(run["id"])["status"] == "done"
+        steps = sorted({m["step"] for m in store.metrics(run["id"], phase="fixture_train",
+                                                         name="loss")})
+        assert steps == list(range(1, 61))
+        store.close()
+    finally:
+        subprocess.run(["umount", "--lazy", str(runs_dir)])
