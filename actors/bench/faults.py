@@ -29,7 +29,7 @@ CONFIG = str(Path(DEFAULT_CONFIG).parent / "presets" / "tiny.yaml")
 REPEATS = 1  # one repetition is N kills; the spread is in the facts
 UNITS = {"clean_wall_s": "s", "kills": "count", "completed_runs": "count",
          "resumes_needed": "count", "extra_metric_rows": "rows", "lost_metric_rows": "rows",
-         "lost_models": "count"}
+         "lost_models": "count", "orphan_run_dirs": "count"}
 SEED = 16
 MAX_RESUMES = 3
 _facts: dict = {}
@@ -73,12 +73,30 @@ def snapshot(runs_dir: Path) -> tuple[str, str, set, set]:
     store = RegistryStore(runs_dir / "registry.db", readonly=True)
     try:
         (run,) = store.list_runs()
-        keys = {(m["phase"], m["model"], m["step"], m["name"]) for m in store.metrics(run["id"])
-                if not m["name"].startswith("events/")}  # restart events exist only when killed
+        # model ids carry the run id (<run>/<phase>/<name>): compared without it; restart
+        # events exist only in killed runs
+        keys = {(m["phase"], m["model"].replace(run["id"], "RUN"), m["step"], m["name"])
+                for m in store.metrics(run["id"]) if not m["name"].startswith("events/")}
         models = {m["id"].split("/", 1)[1] for m in store.list_models(run["id"])}
         return run["id"], run["status"], keys, models
     finally:
         store.close()
+
+
+def registered(runs_dir: Path) -> bool:
+    try:
+        store = RegistryStore(runs_dir / "registry.db", readonly=True)
+    except Exception:  # no registry yet, or being created
+        return False
+    try:
+        return bool(store.list_runs())
+    finally:
+        store.close()
+
+
+def orphan_dirs(runs_dir: Path, run_id: str) -> int:
+    """Run directories a killed driver left that the registry does not know."""
+    return sum(1 for p in runs_dir.iterdir() if p.is_dir() and p.name != run_id)
 
 
 def running_phase(runs_dir: Path) -> str:
@@ -99,11 +117,23 @@ def killed_run(runs_dir: Path, after_s: float) -> tuple[int, str]:
         return 0, "(finished before the kill)"
     phase = running_phase(runs_dir)
     kill_tree(proc)
+    if not registered(runs_dir):  # killed while Ray started: no run to resume, start again
+        finish(submit(runs_dir, "--config", CONFIG))
+        return 0, "(before the run was registered: started again)"
     for resumes in range(1, MAX_RESUMES + 1):
         run_id = snapshot(runs_dir)[0]
         if finish(submit(runs_dir, "--resume", run_id)) == 0:
             return resumes, phase
     return MAX_RESUMES, phase
+
+
+def summary(keys: set) -> str:
+    """'phase/name x count' of metric keys, for the facts (which rows differ, not just how many)."""
+    counts: dict[str, int] = {}
+    for phase, model, step, name in keys:
+        label = f"{phase}/{name}@{step}"
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "none"
 
 
 def measure(quick: bool) -> dict[str, float]:
@@ -116,23 +146,27 @@ def measure(quick: bool) -> dict[str, float]:
             raise RuntimeError("the clean reference run failed")
         wall = time.perf_counter() - start
         _, _, clean_keys, clean_models = snapshot(clean_dir)
-        completed = resumes = extra = lost_rows = lost_models = 0
+        completed = resumes = extra = lost_rows = lost_models = orphans = 0
         moments = []
         for i in range(kills):
             runs_dir = Path(tmp) / f"killed-{i}"
             after = rng.uniform(0.1, 0.9) * wall
             used, phase = killed_run(runs_dir, after)
-            _, status, keys, models = snapshot(runs_dir)
+            run_id, status, keys, models = snapshot(runs_dir)
+            orphans += orphan_dirs(runs_dir, run_id)
             completed += status == "done"
             resumes += used
             extra += len(keys - clean_keys)
             lost_rows += len(clean_keys - keys)
+            _facts[f"kill {i}: rows not in the clean run"] = summary(keys - clean_keys)
+            _facts[f"kill {i}: clean rows it lacks"] = summary(clean_keys - keys)
             lost_models += len(clean_models - models)
             moments.append(f"{after:.0f} s ({phase}): {status} after {used} resume(s)")
     _facts["kills (moment, phase running, outcome)"] = "; ".join(moments)
     return {"clean_wall_s": wall, "kills": float(kills), "completed_runs": float(completed),
             "resumes_needed": float(resumes), "extra_metric_rows": float(extra),
-            "lost_metric_rows": float(lost_rows), "lost_models": float(lost_models)}
+            "lost_metric_rows": float(lost_rows), "lost_models": float(lost_models),
+            "orphan_run_dirs": float(orphans)}
 
 
 def setup(quick: bool) -> dict:
