@@ -58,7 +58,7 @@ def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
 def report_progress(ctx: PhaseContext, running: dict, seen: dict, finished: dict, waiting: int,
                     share: tuple[float, float]) -> None:
     """Summed steps over all trainers (finished ones count whole, waiting ones as not begun),
-    with a note saying how many wait for a free share."""
+    with a note saying how many have not started (waiting for a free share, or starting)."""
     for name, actor in running.items():
         try:
             seen[name] = ray.get(actor.progress.remote(), timeout=2)["done"]
@@ -70,7 +70,7 @@ def report_progress(ctx: PhaseContext, running: dict, seen: dict, finished: dict
     note = "steps over all trainers"
     if waiting:
         cpus, gpus = share
-        note += (f"; {len(running)} running, {waiting} waiting for a free share "
+        note += (f"; {len(running)} running, {waiting} waiting to start "
                  f"({cpus:g} CPU{f', {gpus:g} GPU' if gpus else ''} each)")
     ctx.progress(done, total, note)
 

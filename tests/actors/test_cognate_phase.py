@@ -114,7 +114,7 @@ def test_trainers_that_cannot_all_run_at_once_take_turns(ray_session, runs_dir, 
     assert run_tiny(runs_dir, tmp_path, "phases.cognate.trainer_cpus=1",
                     "phases.cognate.train.steps=4", "phases.cognate.diversity_floor=0") == 0
     out = capsys.readouterr().out
-    assert "2 running, 1 waiting for a free share (1 CPU, 0.33 GPU each)" in out
+    assert "2 running, 1 waiting to start (1 CPU, 0.33 GPU each)" in out
     store, run_id = only_run(runs_dir)
     metric = {(m["model"], m["name"]): m["value"] for m in store.metrics(run_id)}
     starts = sorted(metric[(n, "trainer/started_at")] for n in NAMES)
