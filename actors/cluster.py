@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 
@@ -13,6 +15,10 @@ from forge.config.sections import RayConfig
 AUTH_HINT = ("the cluster did not start our actor: most often RAY_AUTH_MODE differs between this "
              "driver ({mode}) and the cluster; export the same RAY_AUTH_MODE the cluster was "
              "started with (see docs/cluster.md)")
+
+
+LOOPBACK = "127.0.0.1"
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": this node's address is 127.0.0.1
 
 
 class ClusterError(RuntimeError):
@@ -100,10 +106,38 @@ def check_reachable(address: str, timeout_s: float) -> None:
 
 
 def _start_local(cfg: RayConfig, common: dict) -> RaySession:
+    """A single-machine Ray that listens on 127.0.0.1 only (GCS, raylet, workers, agents)."""
+    loopback_only()
     ctx = ray.init(address="local", num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
-                   include_dashboard=cfg.include_dashboard,
+                   include_dashboard=cfg.include_dashboard, _node_ip_address=LOOPBACK,
                    object_store_memory=cfg.object_store_mb * 1024**2, **common)
+    tighten_auth_token()
     return RaySession(True, _dashboard(ctx))
+
+
+def loopback_only() -> None:
+    """Make the Ray this process starts take 127.0.0.1 as the node address. On Linux Ray rewrites
+    a loopback `_node_ip_address` to the LAN address, and its agents bind that address (the job
+    agent answers unauthenticated there with RAY_AUTH_MODE=disabled); unless told, as on macOS,
+    that this machine is not part of a cluster. Ray reads the switch at import (the constant,
+    this process) and in its child processes (the variable). A cluster meant to be reached from
+    other machines is started on purpose: `ray start --head --node-ip-address ...`
+    (docs/cluster.md)."""
+    from ray._private import ray_constants
+
+    os.environ[LOCAL_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def tighten_auth_token(path: Path | None = None) -> None:
+    """Ray creates `~/.ray/auth_token` readable by every user (0644): make it owner-only."""
+    path = path or Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        if path.is_file() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError as err:  # someone else's file: say so, the run itself is not affected
+        print(f"warning: {path} is readable by other users and could not be tightened: "
+              f"{err.strerror}", file=sys.stderr)
 
 
 def _dashboard(ctx) -> str | None:

@@ -27,13 +27,20 @@ from actors.registry import RegistryClient
 from actors.resources import actor_options
 from forge.config import PipelineConfig
 from forge.console import PhaseReport, RunReporter
-from forge.pipeline.artifacts import ArtifactError, ModelRef, read_manifest, verify_artifact
-from forge.pipeline.inputs import INPUTS_DIR, input_ref, staged_inputs
+from forge.data.text import CORPUS_FILE
+from forge.data.tokenizer import TOKENIZER_FILE
+from forge.phases.common import prepare_data, run_corpus
+from forge.pipeline.artifacts import (ArtifactError, ModelRef, read_manifest, sha256_file,
+                                      verify_artifact)
+from forge.pipeline.inputs import INPUTS_DIR, InputModelError, input_ref, staged_inputs
 from forge.pipeline.phase import PhaseResult, model_id
 from forge.pipeline.plan import refs_from_json, refs_to_json, skip_decision
 from forge.pipeline.progress import write_progress
 from forge.pipeline.registry import get_phase
 from forge.storage import RunStorage, StorageError
+
+
+RUN_FILES = (CORPUS_FILE, TOKENIZER_FILE)  # made once per run, shared by every phase
 
 
 class PhaseFailed(RuntimeError):
@@ -70,6 +77,8 @@ class Driver:
     def run(self) -> list[PhaseReport]:
         store = RegistryClient(self.registry)
         store.interrupt_running(self.run_id)
+        self._drop_dead_staging(store)
+        self._check_run_files(store)
         latest = store.latest_phases(self.run_id)
         current = self._register_inputs(store)
         reports: list[PhaseReport] = []
@@ -83,17 +92,63 @@ class Driver:
                                            size_bytes=summary.get("size_bytes", 0), note=reason))
                 continue
             try:
-                report, current = self._run_phase(store, name, current)
+                why = f"re-run, {reason}" if name in latest else ""
+                report, current = self._run_phase(store, name, current, why)
             except PhaseFailed as err:
                 err.reports = reports + err.reports
-                store.set_run_status(self.run_id, "failed")
+                self._try_record(store.set_run_status, self.run_id, "failed")
                 self._snapshot()
                 raise
             reports.append(report)
+            self._record_run_files(store)
             self._snapshot()
         store.set_run_status(self.run_id, "done")
         self._snapshot()
         return reports
+
+    @staticmethod
+    def _try_record(write, *args, **kwargs) -> bool:
+        """A registry write that must not hide the error being reported; False if it failed."""
+        try:
+            write(*args, **kwargs)
+            return True
+        except (ray.exceptions.RayError, TimeoutError, OSError):
+            return False
+
+    def _record_run_files(self, store) -> None:
+        """After each phase: the digest of every run file made so far (first one kept)."""
+        for name in RUN_FILES:
+            path = self.storage.pull(f"{self.run_id}/{name}")
+            if path.is_file():
+                store.record_run_file(self.run_id, name, sha256_file(path))
+
+    def _check_run_files(self, store) -> None:
+        """Every recorded run file must match its digest. A missing or damaged one is rebuilt
+        from the run's config and must come out identical: the run's models were made with
+        the original (a different vocabulary would silently change them)."""
+        for name, expected in sorted(store.run_files(self.run_id).items()):
+            rel = f"{self.run_id}/{name}"
+            path = self.storage.pull(rel)
+            if path.is_file() and sha256_file(path) == expected:
+                continue
+            why = "damaged (sha256 differs from the registry's)" if path.is_file() else "missing"
+            self.storage.remove(rel)
+            remake = run_corpus if name == CORPUS_FILE else prepare_data  # the tokenizer's step
+            remake(self.config, self.run_dir, self.storage)
+            if sha256_file(self.storage.pull(rel)) != expected:
+                self.storage.remove(rel)  # never leave a file the models do not match
+                store.set_run_status(self.run_id, "failed")
+                raise InputModelError(f"{rel}: {why}; rebuilt from the run's config it differs "
+                                      "from the original the run's models use: restore it from a "
+                                      "copy, or start a new run")
+            self.reporter.note(f"{name}: {why}; rebuilt from the run's config, identical")
+
+    def _drop_dead_staging(self, store) -> None:
+        """Remove the staging directories of attempts a killed driver left behind (interrupted);
+        a not-adopted attempt keeps its outputs there for inspection."""
+        for row in store.phase_runs(self.run_id):
+            if row["status"] == "interrupted":
+                self.storage.remove(f"{self.run_id}/.{row['phase']}.attempt-{row['attempt']}")
 
     def _snapshot(self) -> None:
         """Copy the registry into a URI run storage (forge.registry.snapshot). Best effort: a
@@ -129,10 +184,10 @@ class Driver:
             return f"artifact check failed: {err}"
         return None
 
-    def _run_phase(self, store, name: str, inputs: list[ModelRef]):
+    def _run_phase(self, store, name: str, inputs: list[ModelRef], why: str = ""):
         phase_cls = get_phase(name)
         attempt = store.start_phase(self.run_id, name)
-        self.reporter.phase_started(name, attempt)
+        self.reporter.phase_started(name, attempt, why)
         staging = f"{self.run_id}/.{name}.attempt-{attempt}"
         self.storage.remove(staging)
         started = time.time()
@@ -160,9 +215,16 @@ class Driver:
 
     def _failed(self, store, name: str, attempt: int, staging: str, started: float,
                 message: str, key_metric=None) -> PhaseFailed:
-        """Record a failed attempt, drop its staged outputs, report it; the error to raise."""
-        store.finish_phase(self.run_id, name, attempt, "failed", error=message)
-        self.storage.remove(staging)
+        """Record a failed attempt, drop its staged outputs, report it; the error to raise.
+        When the registry cannot record it (its disk is full), the error says so and the
+        attempt stays 'running', which the next resume marks interrupted."""
+        if not self._try_record(store.finish_phase, self.run_id, name, attempt, "failed",
+                                error=message):
+            message += " (the registry could not record this failure)"
+        try:
+            self.storage.remove(staging)
+        except (OSError, RuntimeError):
+            pass  # the next resume removes it
         report = PhaseReport(name, "failed", time.time() - started, key_metric, attempt=attempt,
                              note=message)
         self.reporter.phase_finished(report)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -16,7 +18,9 @@ from rich.table import Table
 from rich.tree import Tree
 
 from forge.registry import RegistryError, RegistryStore, collect_garbage
+from forge.registry.store import corrupt_registry
 from forge.registry.snapshot import restore_registry
+from forge.session import SESSION_FILE, driver_gone
 from forge.storage import RunStorage, StorageError
 from forge.ui.launch import add_ui_arguments, run_ui
 
@@ -26,10 +30,16 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 def _store(runs_dir: str, readonly: bool = True) -> RegistryStore:
     """The registry of a runs location (for a URI: the one on this, the head, node, restored
-    from the storage's snapshot when this machine has none)."""
+    from the storage's snapshot when this machine has none). Never creates one: gc and
+    rollback on a mistyped --runs-dir say so instead of leaving an empty registry there."""
     storage = RunStorage(runs_dir)
     restore_registry(storage)
-    return RegistryStore(storage.registry_path, readonly=readonly)
+    path = storage.registry_path
+    if not path.is_file():
+        raise RegistryError(f"no registry at {path} (is --runs-dir right?)")
+    if not readonly and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        raise RegistryError(f"registry {path} is read-only; this command changes it")
+    return RegistryStore(path, readonly=readonly)
 
 
 def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -46,12 +56,31 @@ def cmd_status(args) -> int:
         for run in store.list_runs():
             done = sum(r["status"] in ("done", "not_adopted")
                        for r in store.latest_phases(run["id"]).values())
-            table.add_row(run["id"], run["name"], run["status"], str(done),
+            table.add_row(run["id"], run["name"], _run_state(run, args.runs_dir), str(done),
                           str(store.count("models", run["id"])))
         console.print(table)
         return 0
     console.print(status_table(store, args.run))
+    run = store.get_run(args.run)
+    if _run_state(run, args.runs_dir) != run["status"]:
+        console.print(f"run {args.run} was interrupted ({_run_state(run, args.runs_dir)}); "
+                      f"continue with: forge resume {args.run} --runs-dir {args.runs_dir}")
     return 0
+
+
+def _session(runs_dir: str, run_id: str) -> dict:
+    """The run's session.json (dashboard, driver process); {} when it has none."""
+    path = RunStorage(runs_dir).pull(f"{run_id}/{SESSION_FILE}")
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _run_state(run: dict, runs_dir: str) -> str:
+    """The registry's status, unless it says running while the driver is gone."""
+    gone = driver_gone(_session(runs_dir, run["id"])) if run["status"] == "running" else None
+    return f"running, but {gone}" if gone else run["status"]
 
 
 def status_table(store: RegistryStore, run_id: str) -> Table:
@@ -81,14 +110,19 @@ def cmd_monitor(args) -> int:
     run_id = args.run or (store.list_runs() or [{"id": None}])[0]["id"]
     if run_id is None:
         raise RegistryError(f"no runs in {args.runs_dir}")
-    session = RunStorage(args.runs_dir).pull(f"{run_id}/session.json")
-    url = json.loads(session.read_text()).get("dashboard_url") if session.is_file() else None
-    console.print(f"dashboard: {url or '(not recorded)'}")
+    session = _session(args.runs_dir, run_id)
+    console.print(f"dashboard: {session.get('dashboard_url') or '(not recorded)'}")
     with Live(status_table(store, run_id), console=console, auto_refresh=False) as live:
         for _ in range(args.iterations or sys.maxsize):
             live.update(status_table(store, run_id), refresh=True)
             if store.get_run(run_id)["status"] != "running":
                 break
+            gone = driver_gone(session)
+            if gone:  # nothing will change any more: say so instead of watching forever
+                print(f"error: run {run_id} says running but {gone}; it was interrupted. "
+                      f"Continue with: forge resume {run_id} --runs-dir {args.runs_dir}",
+                      file=sys.stderr)
+                return 1
             time.sleep(args.interval)
     return 0
 
@@ -97,7 +131,10 @@ def cmd_models(args) -> int:
     table = Table(title="models")
     for col in ("id", "params", "bytes", "sha256", "path"):
         table.add_column(col)
-    for m in _store(args.runs_dir).list_models(args.run, args.phase):
+    store = _store(args.runs_dir)
+    if args.run:
+        store.get_run(args.run)  # an unknown run is an error, not an empty table
+    for m in store.list_models(args.run, args.phase):
         table.add_row(m["id"], f"{m['params']:,}", f"{m['bytes']:,}", m["sha256"][:12], m["path"])
     console.print(table)
     return 0
@@ -118,7 +155,8 @@ def cmd_show(args) -> int:
 
 def _add_lineage(node: Tree, item: dict) -> None:
     for parent in item["parents"]:
-        _add_lineage(node.add(f"{parent['id']} ({parent['method']})"), parent)
+        gone = ", not in the registry (removed)" if parent.get("removed") else ""
+        _add_lineage(node.add(f"{parent['id']} ({parent['method']}{gone})"), parent)
 
 
 def cmd_rollback(args) -> int:
@@ -152,7 +190,7 @@ def cmd_gc(args) -> int:
     from forge.config import load
 
     policy = load(args.config).registry
-    dropped = collect_garbage(_store(args.runs_dir, readonly=False), args.runs_dir,
+    dropped = collect_garbage(_store(args.runs_dir, readonly=args.dry_run), args.runs_dir,
                               policy.keep_runs, policy.drop_failed_after_days, args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     console.print(f"{verb} {len(dropped)} run(s): {', '.join(dropped) or '-'}")
@@ -241,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         return submit.main(["--resume", args.run, "--runs-dir", args.runs_dir] + extra)
     try:
         return args.func(args)
+    except sqlite3.DatabaseError as err:  # pages damaged behind an intact header
+        print(f"error: {corrupt_registry(RunStorage(args.runs_dir).registry_path, err)}",
+              file=sys.stderr)
+        return 2
     except (RegistryError, StorageError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

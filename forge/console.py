@@ -31,13 +31,14 @@ def human_bytes(n: int) -> str:
 
 
 class RunReporter:
-    """Prints progress; a line per step change, throttled so long phases stay readable."""
+    """Prints progress; a line per change of step or note, throttled so long phases stay
+    readable."""
 
     def __init__(self, console: Console | None = None, min_interval_s: float = 2.0):
         self.console = console or Console(file=sys.stdout, highlight=False,
                                           width=None if sys.stdout.isatty() else 160)
         self.min_interval_s = min_interval_s
-        self._last: dict[str, tuple[float, int]] = {}
+        self._last: dict[str, tuple[float, int, str | None]] = {}
 
     def header(self, run_id: str, dashboard_url: str | None, plan: list[str], runs_dir: str,
                job_id: str | None = None) -> None:
@@ -48,18 +49,25 @@ class RunReporter:
         self.console.print(f"dashboard: {dashboard_url or '(not running)'}", markup=False)
         self.console.print(f"plan: {' -> '.join(plan) or '(empty)'}", markup=False)
 
-    def phase_started(self, phase: str, attempt: int) -> None:
-        self.console.print(f"[{phase}] started (attempt {attempt})", markup=False)
+    def phase_started(self, phase: str, attempt: int, why: str = "") -> None:
+        """`why`: the reason a resumed run runs the phase again (missing artifact, ...)."""
+        self.console.print(f"[{phase}] started (attempt {attempt}{': ' + why if why else ''})",
+                           markup=False)
+
+    def note(self, text: str) -> None:
+        """A line about the run itself (a run file rebuilt on resume, ...)."""
+        self.console.print(text, markup=False)
 
     def phase_skipped(self, phase: str, reason: str) -> None:
         self.console.print(f"[{phase}] skipped: {reason}", markup=False)
 
     def progress(self, phase: str, done: int, total: int, note: str = "") -> None:
         now = time.monotonic()
-        last_t, last_done = self._last.get(phase, (0.0, -1))
-        if done == last_done or (now - last_t < self.min_interval_s and done < total):
+        last_t, last_done, last_note = self._last.get(phase, (0.0, -1, None))
+        changed = done != last_done or note != last_note  # a new note alone is news too
+        if not changed or (now - last_t < self.min_interval_s and done < total):
             return
-        self._last[phase] = (now, done)
+        self._last[phase] = (now, done, note)
         width = 20
         filled = int(width * done / total) if total else 0
         bar = "#" * filled + "." * (width - filled)

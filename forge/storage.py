@@ -242,14 +242,26 @@ class RunStorage:
         _remove_local(self.local(rel))
 
     def check_writable(self) -> None:
-        """Write and delete a small probe file: a wrong bucket, missing credentials or a
-        read-only directory fail here, in one line, before any work starts."""
+        """A wrong bucket, missing credentials or a read-only disk fail here, in one line,
+        before any work starts: a probe file for a URI; a directory is only looked at (it may
+        not exist yet, and nothing is created for bad input)."""
+        if not self.remote:
+            return self._check_local_writable()
         probe = f".forge-write-check-{uuid.uuid4().hex[:8]}"
         try:
             self.write_text(probe, "ok")
         except PermissionError as err:  # a local directory (OSError subclass not wrapped there)
             raise StorageError(f"run.runs_dir {self.display}: not writable ({err.strerror})") from None
         self.remove(probe)
+
+    def _check_local_writable(self) -> None:
+        root = self.local_root
+        existing = next(p for p in (root, *root.parents) if p.exists())
+        if not existing.is_dir():
+            raise StorageError(f"run.runs_dir {self.display}: {existing} is not a directory")
+        for path in (existing, self.registry_path):  # access() also sees a read-only mount
+            if path.exists() and not os.access(path, os.W_OK):
+                raise StorageError(f"run.runs_dir {self.display}: not writable ({path} is read-only)")
 
     def write_text(self, rel: str, text: str) -> Path:
         """Write a small file (config, session, report) to the mirror and to storage."""

@@ -10,7 +10,9 @@ import argparse
 import dataclasses
 import json
 import datetime as dt
+import re
 import secrets
+import sqlite3
 import sys
 
 from forge.config import ConfigError, PipelineConfig, dump, from_yaml_text, load
@@ -20,10 +22,14 @@ from forge.data.text import CORPUS_FILE, Corpus, load_corpus, save_corpus
 from forge.pipeline.inputs import InputModelError, InputSource, resolve_inputs, stage_inputs
 from forge.pipeline.plan import select_phases
 from forge.pipeline.registry import available_phases
+from forge.registry import RegistryError, RegistryStore
+from forge.registry.store import corrupt_registry
 from forge.registry.snapshot import restore_registry
+from forge.session import SESSION_FILE, session_record
 from forge.storage import RunStorage, StorageError
 
 CONFIG_FILE = "config.yaml"
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one name: no path separators
 
 
 class InputError(Exception):
@@ -57,10 +63,15 @@ def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, RunStorage
     if args.resume:
         if args.config or args.set or args.input:
             raise InputError("--resume uses the run's saved config; drop --config/--set/--input")
+        if not RUN_ID.fullmatch(args.resume) or ".." in args.resume:
+            raise InputError(f"--resume {args.resume}: not a run id (a name inside the runs "
+                             "directory, as `forge status` lists them)")
         storage = RunStorage(args.runs_dir or "runs")
         saved = storage.pull(f"{args.resume}/{CONFIG_FILE}")
         if not saved.is_file():
             raise InputError(f"--resume {args.resume}: no run at {storage.uri(args.resume)}")
+        check_registered(storage, args.resume)
+        storage.check_writable()
         return from_yaml_text(saved.read_text()), storage, args.resume
     overrides = list(args.set)
     if args.input:
@@ -69,22 +80,44 @@ def resolve_config(args: argparse.Namespace) -> tuple[PipelineConfig, RunStorage
         overrides.append(f"run.runs_dir={args.runs_dir}")
     cfg = load(args.config, overrides)
     storage = RunStorage(cfg.run.runs_dir)
-    if storage.remote:  # a bad URI, bucket or credential fails here, before Ray starts
-        storage.check_writable()
+    storage.check_writable()  # a read-only disk, bad URI, bucket or credential: before Ray
     return cfg, storage, new_run_id()
 
 
-def check_resources(cfg: PipelineConfig, plan: list[str], cluster: dict) -> None:
-    """Every phase must fit the cluster: CPUs always, GPUs only where the cluster has some."""
-    cpus, gpus = cluster.get("CPU", 0), cluster.get("GPU", 0)
+def check_registered(storage: RunStorage, run_id: str) -> None:
+    """A run to resume must have its row in the registry (restored from the storage's snapshot
+    on a new head): a directory alone is not a run forge can continue."""
+    restore_registry(storage)
+    try:
+        store = RegistryStore(storage.registry_path, readonly=True)
+    except RegistryError as err:
+        raise InputError(f"--resume {run_id}: {err}") from None
+    try:
+        store.get_run(run_id)
+    except sqlite3.DatabaseError as err:
+        raise InputError(f"--resume {run_id}: {corrupt_registry(store.path, err)}") from None
+    except RegistryError:
+        raise InputError(f"--resume {run_id}: the registry {storage.registry_path} has no row "
+                         "for it (a directory alone cannot be resumed)") from None
+    finally:
+        store.close()
+
+
+def check_resources(cfg: PipelineConfig, plan: list[str], nodes: list[dict]) -> None:
+    """Every actor a phase starts must fit one node (`nodes`: each live node's resources):
+    CPUs always, GPUs only where the cluster has some. A request no node can meet would wait
+    forever in Ray's queue, so it is bad input."""
+    cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    where = "the cluster's" if len(nodes) == 1 else "the largest node's"
     for name in plan:
-        res = cfg.phase(name).resources
-        if res.num_cpus > cpus:
-            raise ConfigError(f"phases.{name}.resources.num_cpus: got {res.num_cpus}; allowed: "
-                              f"at most the cluster's {cpus:g} CPUs")
-        if gpus and res.num_gpus > gpus:
-            raise ConfigError(f"phases.{name}.resources.num_gpus: got {res.num_gpus}; allowed: "
-                              f"at most the cluster's {gpus:g} GPUs")
+        for cpu_key, gpu_key, res in cfg.phase(name).actor_requests():
+            if res.num_cpus > cpus:
+                raise ConfigError(f"phases.{name}.{cpu_key}: got {res.num_cpus}; allowed: at "
+                                  f"most {where} {cpus:g} CPUs")
+            if gpus and res.num_gpus > gpus:
+                raise ConfigError(f"phases.{name}.{gpu_key}: got {res.num_gpus}; allowed: at "
+                                  f"most {where} {gpus:g} GPUs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if not plan:
-        print("Nothing to run: pipeline.phases is empty. Phases available in this version: "
-              f"{', '.join(available_phases()) or '(none yet)'}.")
-        return 0
+    if not plan:  # an empty file or `pipeline.phases: []`: nothing to do is bad input
+        print("error: pipeline.phases: empty, nothing to run; phases available in this version: "
+              f"{', '.join(available_phases()) or '(none yet)'}", file=sys.stderr)
+        return 2
     if not args.resume:  # the saved config says what this run runs: resume follows the same plan
         cfg = dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, phases=tuple(plan)))
     try:
@@ -133,6 +166,7 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
 
     from actors.cluster import ClusterError, connect
     from actors.driver import Driver, PhaseFailed
+    from actors.errors import one_line
     from actors.registry import RegistryClient, get_registry
 
     try:
@@ -142,7 +176,7 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         return 2
     try:
         try:
-            check_resources(cfg, plan, ray.cluster_resources())
+            check_resources(cfg, plan, [n["Resources"] for n in ray.nodes() if n["Alive"]])
             restore_registry(storage)  # a new head: the runs so far, from the storage's copy
             registry = session.registry(get_registry(storage.registry_path, cfg.ray.namespace))
         except (ConfigError, ClusterError) as err:
@@ -152,10 +186,14 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         if resume:
             store.set_run_status(run_id, "running")
         else:
-            create_run_files(storage, run_id, cfg, sources, corpus or load_corpus(cfg.data))
+            try:
+                create_run_files(storage, run_id, cfg, sources, corpus or load_corpus(cfg.data))
+            except (StorageError, OSError):
+                storage.remove(run_id)  # not registered yet: leave no half-made run behind
+                raise
             store.create_run(run_id, cfg.run.name, dump(cfg))
-        storage.write_text(f"{run_id}/session.json",
-                           json.dumps({"dashboard_url": session.dashboard_url}))
+        storage.write_text(f"{run_id}/{SESSION_FILE}",
+                           json.dumps(session_record(session.dashboard_url)))
         reporter = RunReporter()
         reporter.header(run_id, session.dashboard_url, plan, storage.display, session.job_id())
         driver = Driver(cfg, run_id, storage, plan, registry, reporter)
@@ -164,16 +202,20 @@ def run_on_ray(cfg: PipelineConfig, storage: RunStorage, run_id: str, plan: list
         except InputModelError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        except (PhaseFailed, StorageError) as err:
+        except (PhaseFailed, StorageError, OSError, ray.exceptions.RayError) as err:
+            # PhaseFailed carries the phase's own line; the others: the registry or the disk
+            # failed under the driver (a full disk), said in one line, never a traceback
             reporter.summary(getattr(err, "reports", []))
-            print(f"error: {err}", file=sys.stderr)
+            message = str(err) if isinstance(err, (PhaseFailed, StorageError)) else one_line(err)
+            print(f"error: {fault_line(message, storage)}", file=sys.stderr)
             print(f"resume with: forge resume {run_id} --runs-dir {storage.display}", file=sys.stderr)
             return 1
         reporter.summary(reports)
         print(f"run {run_id} done; models: forge models --run {run_id} --runs-dir {storage.display}")
         return 0
-    except StorageError as err:  # writing the run's files before the first phase
-        print(f"error: {err}", file=sys.stderr)
+    except (StorageError, OSError, ray.exceptions.RayError) as err:  # the run's first files
+        print(f"error: {fault_line(str(err) if isinstance(err, StorageError) else one_line(err), storage)}",
+              file=sys.stderr)
         return 1
     finally:
         session.close()
@@ -185,6 +227,14 @@ def serve(options) -> int:
     from actors.serve import main as serve_main
 
     return serve_main(options)
+
+
+def fault_line(message: str, storage: RunStorage) -> str:
+    """`message`, led by the disk when it is full (the likely fix is not in the message)."""
+    full = ("No space left on device", "database or disk is full", "Errno 28")
+    if any(marker in message for marker in full):
+        return f"no space left on the disk of {storage.display} ({message}); free space first"
+    return message
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ def trainer_resources(settings: CognatePhaseConfig, n: int) -> tuple[float, floa
 
 def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
                  gpus: float) -> tuple[dict[str, dict], dict[str, str]]:
-    """Start one TrainerActor per job at once; wait for all; report summed progress.
-    Returns each model's metrics and the node its trainer started on."""
+    """Start one TrainerActor per job; all run at once when their shares fit, else the rest wait
+    in Ray's queue and start as finished trainers are ended (freeing their share). Reports
+    summed progress and how many wait. Returns each model's metrics and its trainer's node."""
     settings = ctx.settings
     registry = ctx.recorder.registry.handle
     strategy = scheduling_strategy(ctx.config.ray.placement)
@@ -35,30 +36,44 @@ def run_trainers(jobs: list[SpecialistJob], ctx: PhaseContext, cpus: float,
         max_task_retries=settings.trainer_max_restarts,
     ).remote(job.spec.name, max(1, int(cpus)), registry, ctx.run_id, PHASE) for job in jobs}
     pending = {actors[j.spec.name].train.remote(train_specialist, j): j.spec.name for j in jobs}
-    nodes = {name: ray.get(actor.node_id.remote(), timeout=600) for name, actor in actors.items()}
-    results = {}
+    started = {name: actor.node_id.remote() for name, actor in actors.items()}  # ready once placed
+    results, nodes, seen = {}, {}, {}
     try:
         while pending:
             done, _ = ray.wait(list(pending), timeout=1.0)
             for ref in done:
-                results[pending.pop(ref)] = ray.get(ref)
-            report_progress(ctx, actors.values())
+                name = pending.pop(ref)
+                results[name] = ray.get(ref)
+                nodes[name] = ray.get(started.pop(name), timeout=60)
+                ray.kill(actors.pop(name))  # its share goes to a trainer still waiting
+            placed, _ = ray.wait(list(started.values()), num_returns=len(started), timeout=0)
+            nodes.update({n: ray.get(r) for n, r in started.items() if r in placed})
+            running = {n: a for n, a in actors.items() if n in nodes}
+            report_progress(ctx, running, seen, results, len(actors) - len(running), (cpus, gpus))
     finally:
         for actor in actors.values():
             ray.kill(actor)
     return results, nodes
 
 
-def report_progress(ctx: PhaseContext, actors) -> None:
-    done = total = 0
-    for actor in actors:
+def report_progress(ctx: PhaseContext, running: dict, seen: dict, finished: dict, waiting: int,
+                    share: tuple[float, float]) -> None:
+    """Summed steps over all trainers (finished ones count whole, waiting ones as not begun),
+    with a note saying how many have not started (waiting for a free share, or starting)."""
+    for name, actor in running.items():
         try:
-            p = ray.get(actor.progress.remote(), timeout=2)
+            seen[name] = ray.get(actor.progress.remote(), timeout=2)["done"]
         except (ray.exceptions.RayError, TimeoutError):
             continue  # restarting: it reports again once it has resumed
-        done, total = done + p["done"], total + p["total"]
-    if total:
-        ctx.progress(done, total, "steps over all trainers")
+    steps = ctx.settings.train.steps
+    total = steps * (len(running) + len(finished) + waiting)
+    done = steps * len(finished) + sum(seen.get(n, 0) for n in running)
+    note = "steps over all trainers"
+    if waiting:
+        cpus, gpus = share
+        note += (f"; {len(running)} running, {waiting} waiting to start "
+                 f"({cpus:g} CPU{f', {gpus:g} GPU' if gpus else ''} each)")
+    ctx.progress(done, total, note)
 
 
 @register_phase

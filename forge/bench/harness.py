@@ -94,6 +94,8 @@ def run(name: str, quick: bool = False, repeats: int | None = None,
     facts = module.setup(quick) if hasattr(module, "setup") else {}
     n = repeats or getattr(module, "REPEATS", 3)
     runs = [module.measure(quick) for _ in range(n)]
+    if hasattr(module, "facts"):  # what only the measurement knows (e.g. random kill moments)
+        facts.update(module.facts())
     result = {"name": name, "quick": quick, "repeats": n,
               "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "units": getattr(module, "UNITS", {}), "metrics": summarise(runs), "facts": facts,

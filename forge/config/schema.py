@@ -8,6 +8,7 @@ allowed. Nothing here knows about Ray or torch.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -64,6 +65,8 @@ def convert(tp: Any, value: Any, path: str) -> Any:
             raise _fail(path, value, _describe(tp))
         return value
     if origin in (Union, types.UnionType):
+        if float in typing.get_args(tp) and isinstance(value, float) and not math.isfinite(value):
+            raise _fail(path, value, "a finite number")
         errors = []
         for arg in typing.get_args(tp):
             try:
@@ -97,6 +100,8 @@ def convert(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(path, value, "a number")
+        if not math.isfinite(value):  # YAML's .inf/.nan pass every range check: refuse them here
+            raise _fail(path, value, "a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

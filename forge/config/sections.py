@@ -69,6 +69,12 @@ class PhaseConfig:
     gate: GateConfig = option(default_factory=GateConfig, doc="Quality gate of the phase.")
     max_restarts: int = option(2, "Ray restarts of the phase's actors after a crash.", ge=0)
 
+    def actor_requests(self) -> list[tuple[str, str, Resources]]:
+        """Resources of every kind of actor the phase starts, with the keys (CPU, GPU) that set
+        them: forge.submit checks that each fits one node before any work starts. A phase that
+        starts workers of its own (Phase 1's trainers) adds them."""
+        return [("resources.num_cpus", "resources.num_gpus", self.resources)]
+
 
 @dataclass(frozen=True)
 class WandbConfig:

@@ -96,9 +96,11 @@ def train_tokenizer(texts: list[str], vocab_size: int,
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> Path:
-    """Write `directory/tokenizer.json` (what `forge eval` and later phases load)."""
+    """Write `directory/tokenizer.json` (what `forge eval` and later phases load), atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / TOKENIZER_FILE
-    tokenizer.backend_tokenizer.save(str(path))
+    tmp = path.with_name(f".{path.name}.tmp")  # a full disk or a kill never leaves half a file
+    tokenizer.backend_tokenizer.save(str(tmp))
+    tmp.replace(path)
     return path

@@ -26,6 +26,7 @@ from forge.data.text import CORPUS_FILE, SPLITS, load_corpus, read_corpus
 from forge.data.tokenizer import TOKENIZER_FILE, load_tokenizer
 from forge.eval.evaluate import evaluate
 from forge.eval.report import summary_table, task_table
+from forge.eval.saved_config import check_saved_config
 from forge.eval.size import model_size
 
 EVAL_SPLITS = ("validation", "test")
@@ -64,6 +65,10 @@ def load_model(model_dir: Path) -> Any:
 
     if not (model_dir / "config.json").is_file():
         raise EvalInputError(f"{model_dir}: no config.json (not a saved model folder)")
+    try:
+        check_saved_config(model_dir / "config.json")
+    except ConfigError as err:
+        raise EvalInputError(str(err)) from None
     try:
         return load_artifact(model_dir)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:

@@ -92,6 +92,11 @@ class CognatePhaseConfig(PhaseConfig):
     context_examples: int = option(30, "Validation questions per task for the context check.",
                                    ge=2)
 
+    def actor_requests(self) -> list[tuple[str, str, Resources]]:
+        """The coordinator and one trainer (an unset trainer_cpus is an equal share: always fits)."""
+        trainer = Resources(num_cpus=self.trainer_cpus or 0.0, num_gpus=self.trainer_gpus)
+        return super().actor_requests() + [("trainer_cpus", "trainer_gpus", trainer)]
+
     def check(self, path: str) -> None:
         names = [s.name for s in self.specialisations]
         if len(set(names)) != len(names):

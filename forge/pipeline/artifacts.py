@@ -94,11 +94,33 @@ def read_manifest(artifact_dir: str | Path) -> dict:
         raise ArtifactError(f"{path}: not valid JSON ({err.msg})") from None
 
 
+def check_manifest(artifact_dir: Path, manifest: Any) -> dict[str, str]:
+    """The manifest's files, refused unless it lists safetensors weights by plain file names
+    inside the artifact directory, and the directory holds no symlinks (an input must not
+    bring in, or get hashed from, files outside it)."""
+    where = artifact_dir / MANIFEST
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not isinstance(manifest.get("digest"), str):
+        raise ArtifactError(f"{where}: not a forge manifest (needs 'files', a mapping of file "
+                            "name to sha256, and 'digest')")
+    for name in files:
+        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+            raise ArtifactError(f"{where}: file entry {name!r} is not a file name inside "
+                                f"{artifact_dir}")
+    if not any(name.endswith(".safetensors") for name in files):
+        raise ArtifactError(f"{where}: lists no .safetensors weights")
+    links = sorted(p.name for p in artifact_dir.iterdir() if p.is_symlink())
+    if links:
+        raise ArtifactError(f"{artifact_dir}: {links[0]} is a symlink; an artifact holds only "
+                            "its own files")
+    return files
+
+
 def verify_artifact(artifact_dir: str | Path, expected_digest: str | None = None) -> dict:
     """Check every file against the manifest (and the manifest against the registry's digest)."""
     artifact_dir = Path(artifact_dir)
     manifest = read_manifest(artifact_dir)
-    for name, sha in manifest["files"].items():
+    for name, sha in check_manifest(artifact_dir, manifest).items():
         path = artifact_dir / name
         if not path.is_file():
             raise ArtifactError(f"{artifact_dir}: {name} is missing")

@@ -14,7 +14,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from forge.pipeline.artifacts import ArtifactError, ModelRef, sha256_file, verify_artifact
+from forge.pipeline.artifacts import (MANIFEST, ArtifactError, ModelRef, read_manifest, sha256_file,
+                                      verify_artifact)
 from forge.registry import RegistryError, RegistryStore
 from forge.storage import RunStorage
 
@@ -68,7 +69,7 @@ def resolve_inputs(specs: tuple[str, ...] | list[str],
                                   f"id in {storage.registry_path}")
         try:
             manifest = verify_artifact(path, expected)
-        except (ArtifactError, KeyError) as err:
+        except ArtifactError as err:
             raise InputModelError(f"{where}: {err}") from None
         sources.append(InputSource(spec, path.resolve(), spec if found else None,
                                    manifest["digest"], _run_tokenizer(path.resolve())))
@@ -110,8 +111,9 @@ def stage_inputs(sources: list[InputSource], run_dir: Path) -> list[tuple[str, P
                 shutil.rmtree(copy)
         partial = copy.with_name(f".{name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source.path, partial)
+        partial.mkdir(parents=True)
+        for file in [*read_manifest(source.path)["files"], MANIFEST]:  # what was verified, only
+            shutil.copyfile(source.path / file, partial / file, follow_symlinks=False)
         partial.rename(copy)
         staged.append((name, copy))
     tokenizer = next((s.tokenizer for s in sources if s.tokenizer), None)

@@ -27,6 +27,9 @@ def select_phases(planned: Sequence[str], spec: str | None) -> list[str]:
             raise ConfigError(f"--phases: {spec!r} is an empty range (order: {', '.join(planned)})")
         return planned[start:stop]
     names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"--phases: got {spec!r}; allowed: phase names or a range a..b "
+                          f"of pipeline.phases ({', '.join(planned)})")
     for n in names:
         if n not in planned:
             raise ConfigError(f"--phases: {n!r} is not in pipeline.phases ({', '.join(planned)})")

@@ -7,12 +7,15 @@ MODEL is a saved model folder (config.json + model.safetensors) or a registered 
 (run/phase/name, looked up in --runs-dir). The run's tokenizer.json is found in MODEL or its
 parents (or given with --tokenizer). A model with a thought head thinks before every token and
 prints only the answer; --show-thoughts also prints, per emitted token, the thought behind it on
-stderr. --no-think generates on the plain causal-LM path (any Cognate model).
+stderr. --no-think generates on the plain causal-LM path (any Cognate model). A prompt longer
+than the model's context (max_seq_len, less --max-new-tokens) keeps its last tokens, with a
+warning on stderr.
 Exit 0 on success, 2 on bad input (one line naming what is wrong).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -54,14 +57,35 @@ def model_folder(spec: str, runs_dir: str) -> Path:
 def check_options(args: argparse.Namespace) -> None:
     if args.max_new_tokens < 1:
         raise GenerateInputError(f"--max-new-tokens: got {args.max_new_tokens}; allowed: >= 1")
-    if args.temperature < 0:
-        raise GenerateInputError(f"--temperature: got {args.temperature}; allowed: >= 0")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise GenerateInputError(f"--temperature: got {args.temperature}; allowed: a finite "
+                                 "number >= 0")
     if not args.prompt.strip():
         raise GenerateInputError("prompt: empty; give the text to continue")
 
 
+def fit_context(prompt: list[int], config, max_new_tokens: int) -> list[int]:
+    """The prompt's last tokens that leave room for `max_new_tokens` in the model's context
+    (`max_seq_len`): a longer prompt is cut from the front, with a warning, so memory stays
+    bounded by the context the model was built for."""
+    context = getattr(config, "max_seq_len", None) or getattr(config, "max_position_embeddings", None)
+    if not context:
+        return prompt
+    if max_new_tokens >= context:
+        raise GenerateInputError(f"--max-new-tokens: got {max_new_tokens}; allowed: fewer than "
+                                 f"the model's context of {context} tokens")
+    room = context - max_new_tokens
+    if len(prompt) > room:
+        print(f"forge generate: warning: the prompt has {len(prompt):,} tokens, more than the "
+              f"model's context ({context}) leaves beside {max_new_tokens} new ones; kept its "
+              f"last {room}", file=sys.stderr)
+        return prompt[-room:]
+    return prompt
+
+
 def generate(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]]]:
     """The answer text and, per emitted token, (token text, thought text)."""
+    from forge.data.errors import DataError
     from forge.data.tokenizer import load_tokenizer
     from forge.eval.cli import EvalInputError, find_upwards, load_model
     from forge.eval.generate import greedy_generate
@@ -77,11 +101,15 @@ def generate(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]]]:
     if tok_file is None or not tok_file.is_file():
         raise GenerateInputError(f"{folder}: no {TOKENIZER_FILE} in it or its run directory; "
                                  "pass --tokenizer")
-    tok = load_tokenizer(tok_file)
+    try:
+        tok = load_tokenizer(tok_file)
+    except DataError as err:
+        raise GenerateInputError(str(err)) from None
     if len(tok) > model.config.vocab_size:
         raise GenerateInputError(f"{tok_file}: {len(tok)} tokens but the model has vocab_size "
                                  f"{model.config.vocab_size}; use the run's own tokenizer.json")
-    prompt = tok.encode(args.prompt, add_special_tokens=False)
+    prompt = fit_context(tok.encode(args.prompt, add_special_tokens=False), model.config,
+                         args.max_new_tokens)
     if args.no_think:
         ids = greedy_generate(model, [prompt], args.max_new_tokens, tok.eos_token_id,
                               tok.pad_token_id)[0]

@@ -9,13 +9,13 @@ from forge.registry.store import RegistryStore
 
 def runs_to_drop(runs: list[dict], keep_runs: int, drop_failed_after_days: float,
                  now: float | None = None) -> list[str]:
-    """Ids of runs the policy removes; `runs` newest first. Running runs are never dropped."""
+    """Ids of runs the policy removes; `runs` newest first. Running runs are never dropped and
+    never counted: `keep_runs: 1` keeps the newest finished run while a new one is going."""
     now = time.time() if now is None else now
     cutoff = now - drop_failed_after_days * 86400
     drop = []
-    for index, run in enumerate(runs):
-        if run["status"] == "running":
-            continue
+    finished = [run for run in runs if run["status"] != "running"]
+    for index, run in enumerate(finished):
         too_many = index >= keep_runs
         stale_failure = run["status"] == "failed" and run["created"] < cutoff
         if too_many or stale_failure:

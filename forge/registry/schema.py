@@ -31,6 +31,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX models_by_run ON models(run, phase);
     CREATE INDEX metrics_by_name ON metrics(run, name);
     """,
+    # 2: the digests of a run's own files (corpus.json, tokenizer.json), which resume verifies
+    """
+    CREATE TABLE run_files (
+        run TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, name TEXT NOT NULL,
+        sha256 TEXT NOT NULL, PRIMARY KEY (run, name));
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,6 +6,7 @@ file read-only. WAL mode lets readers and the writer work at once (DESIGN.md sec
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -21,11 +22,21 @@ class RegistryError(RuntimeError):
     """The registry file is missing, unreadable, or a row the caller named does not exist."""
 
 
+def corrupt_registry(path: Path, err: Exception) -> str:
+    """One line for a registry whose pages are damaged, saying how to check and restore it."""
+    return (f"registry {path} is damaged ({err}); check it with `sqlite3 {path} "
+            f"'PRAGMA integrity_check'`, then restore a copy (for a URI runs dir: move this file "
+            f"away and forge restores registry-snapshot.db from the storage)")
+
+
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     if readonly:
         if not path.is_file():
             raise RegistryError(f"no registry at {path}")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
+        # A read-only directory (or mount) cannot hold the WAL index a reader creates; nobody
+        # can write there either, so the file is opened as immutable.
+        immutable = "" if os.access(path.parent, os.W_OK) else "&immutable=1"
+        conn = sqlite3.connect(f"file:{path}?mode=ro{immutable}", uri=True, timeout=30,
                                check_same_thread=False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,14 +175,27 @@ class RegistryStore:
                           (model_id,))
 
     def lineage_tree(self, model_id: str, depth: int = 32) -> dict:
-        """The ancestry of a model as nested dicts {id, method, parents: [...]}."""
-        node = {"id": model_id, "parents": []}
+        """The ancestry of a model as nested dicts {id, method, removed, parents: [...]};
+        `removed` marks an ancestor whose run `forge gc` deleted (or an outside source)."""
+        known = self._rows("SELECT 1 FROM models WHERE id = ?", (model_id,))
+        node = {"id": model_id, "parents": [], "removed": not known}
         if depth > 0:
             for edge in self.parents(model_id):
                 child = self.lineage_tree(edge["parent"], depth - 1)
                 child["method"] = edge["method"]
                 node["parents"].append(child)
         return node
+
+    # the run's own files --------------------------------------------------------------------
+    def record_run_file(self, run_id: str, name: str, sha256: str) -> None:
+        """The digest of a run file (tokenizer, corpus), kept from the first time: the one
+        the run's models were made with."""
+        self._write("INSERT OR IGNORE INTO run_files (run, name, sha256) VALUES (?, ?, ?)",
+                    (run_id, name, sha256))
+
+    def run_files(self, run_id: str) -> dict[str, str]:
+        rows = self._rows("SELECT name, sha256 FROM run_files WHERE run = ?", (run_id,))
+        return {r["name"]: r["sha256"] for r in rows}
 
     # metrics and handoffs -------------------------------------------------------------------
     def log_metrics(self, run_id: str, phase: str, step: int, values: dict[str, float],
@@ -210,9 +234,9 @@ class RegistryStore:
 
     # maintenance ----------------------------------------------------------------------------
     def delete_run(self, run_id: str) -> None:
+        """Delete a run and its rows. Edges from models of other runs to its models stay: the
+        lineage of a kept model survives, its removed ancestor shown as removed."""
         with self._lock, self.conn:
-            ids = [r[0] for r in self.conn.execute("SELECT id FROM models WHERE run = ?", (run_id,))]
-            self.conn.executemany("DELETE FROM lineage WHERE parent = ?", [(i,) for i in ids])
             self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def backup(self, dest: str | Path) -> Path:

@@ -123,3 +123,27 @@ def test_killed_trainer_resumes_from_its_checkpoint(ray_session, runs_dir, tmp_p
     assert [m["step"] for m in rows] == list(range(2, steps + 1, 2))  # none lost, none twice
     resumed = {m["model"]: m["value"] for m in store.metrics(run_id, name="train/resumed_from")}
     assert resumed["memory"] >= 10 and resumed["reasoning"] == 0
+
+
+def test_trainers_that_cannot_all_run_at_once_take_turns(ray_session, runs_dir, tmp_path, capsys):
+    # 1 CPU each on 2 CPUs: two train, the third waits until one of them ends and frees its CPU.
+    assert run_tiny(runs_dir, tmp_path, "phases.cognate.trainer_cpus=1",
+                    "phases.cognate.train.steps=4", "phases.cognate.diversity_floor=0") == 0
+    out = capsys.readouterr().out
+    assert "2 running, 1 waiting to start (1 CPU, 0.33 GPU each)" in out
+    store, run_id = only_run(runs_dir)
+    metric = {(m["model"], m["name"]): m["value"] for m in store.metrics(run_id)}
+    starts = sorted(metric[(n, "trainer/started_at")] for n in NAMES)
+    ends = sorted(metric[(n, "trainer/ended_at")] for n in NAMES)
+    assert starts[2] >= ends[0]  # the third started once a first one had ended
+    assert {m["name"] for m in store.list_models(run_id)} == {"seed", *NAMES}
+
+
+@pytest.mark.parametrize("value", ["64", "2.5"])
+def test_trainer_share_no_node_can_hold_exits_2_before_work(ray_session, runs_dir, tmp_path,
+                                                            capsys, value):
+    assert run_tiny(runs_dir, tmp_path, f"phases.cognate.trainer_cpus={value}") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: phases.cognate.trainer_cpus: got {float(value)}; allowed: at most "
+                   "the cluster's 2 CPUs")
+    assert not runs_dir.exists()  # no run directory, no registry

@@ -104,6 +104,8 @@ BAD = [
     (["--set", "pipeline.phases=[fixture_init, fixture_init]"], "pipeline.phases"),
     (["--set", "wandb.mode=loud"], "wandb.mode"),
     (["--set", "ray.object_store_mb=1"], "ray.object_store_mb"),
+    (["--set", "phases.fixture_train.lr=.inf"], "phases.fixture_train.lr"),
+    (["--set", "phases.fixture_shrink.gate.margin=.nan"], "phases.fixture_shrink.gate.margin"),
     (["--set", "noequals"], "--set"),
     (["--phases", "fixture_init..nope"], "--phases"),
     (["--config", "/does/not/exist.yaml"], "config"),
@@ -136,10 +138,25 @@ def test_resume_unknown_run_is_bad_input(runs_dir, capsys):
     assert "no run at" in capsys.readouterr().err
 
 
-def test_empty_plan_names_available_phases(runs_dir, capsys):
-    assert submit.main(["--runs-dir", str(runs_dir), "--set", "pipeline.phases=[]"]) == 0
-    out = capsys.readouterr().out
-    assert "Nothing to run" in out and "fixture_train" in out  # registered phases are listed
+def test_empty_plan_is_bad_input_naming_available_phases(runs_dir, tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    for args in (["--set", "pipeline.phases=[]"], ["--config", str(empty)]):
+        assert submit.main(["--runs-dir", str(runs_dir), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: pipeline.phases: empty, nothing to run; phases available")
+        assert "fixture_train" in err and "\n" not in err  # registered phases are listed
+    assert submit.main(["--runs-dir", str(runs_dir), "--config", FIXTURE, "--phases", ","]) == 2
+    assert capsys.readouterr().err.startswith("error: --phases: got ','; allowed: phase names")
+    assert not runs_dir.exists()
+
+
+def test_binary_config_is_bad_input(runs_dir, tmp_path, capsys):
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert submit.main(["--runs-dir", str(runs_dir), "--config", str(binary)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: config: {binary} is not a text file (byte 128 is not UTF-8)"
     assert not runs_dir.exists()
 
 
@@ -167,3 +184,25 @@ def test_a_bad_input_stops_before_anything_starts(runs_dir, capsys):
     assert code == 2
     assert "pipeline.inputs[0]: 'nope/x/y' is neither" in capsys.readouterr().err
     assert run_ids(runs_dir) == []
+
+
+def test_resume_of_a_path_or_unregistered_dir_exits_2_before_ray(runs_dir, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setattr(submit, "run_on_ray", lambda *a, **k: pytest.fail("Ray was started"))
+    outside = tmp_path / "x"
+    outside.mkdir()
+    (outside / "config.yaml").write_text((ROOT / "tests" / "fixture.yaml").read_text())
+    stray = runs_dir / "20260101-000000-abcdef"  # a run directory the registry does not know
+    stray.mkdir(parents=True)
+    (stray / "config.yaml").write_text("run: {name: stray}\n")
+    before = sorted(p.name for p in runs_dir.rglob("*"))
+    for run_id, message in (("../x", "--resume ../x: not a run id"),
+                            ("/etc", "--resume /etc: not a run id"),
+                            (stray.name, f"--resume {stray.name}: cannot open registry")):
+        assert cli.main(["resume", run_id, "--runs-dir", str(runs_dir)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {message}") and "\n" not in err
+    RegistryStore(runs_dir / "registry.db").close()  # a registry without that run's row
+    assert cli.main(["resume", stray.name, "--runs-dir", str(runs_dir)]) == 2
+    assert "has no row for it" in capsys.readouterr().err
+    assert sorted(p.name for p in runs_dir.rglob("*") if "registry.db" not in p.name) == before

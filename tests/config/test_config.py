@@ -55,6 +55,20 @@ def test_bad_values_name_their_key(data, key):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("override", [
+    "optim.cognate.lr=.inf", "optim.cognate.lr=.nan", "optim.cognate.grokfast_lambda=.inf",
+    "optim.cognate.qk_clip_tau=.inf", "phases.cognate.trainer_cpus=.inf",
+    "phases.quiet_star.gate.margin=.nan", "phases.quiet_star.gate.margin=-.inf",
+    "phases.cognate.specialisations=[{name: a, task_weights: {chain_sum: .inf}}]",
+])
+def test_nan_and_inf_are_refused_naming_the_key(override):
+    key = override.split("=")[0].split(".specialisations")[0]
+    with pytest.raises(ConfigError) as err:
+        load(ROOT / "config" / "pipeline.yaml", [override])
+    msg = str(err.value)
+    assert msg.startswith(key) and msg.endswith("allowed: a finite number") and "\n" not in msg
+
+
 def test_missing_file_and_bad_yaml(tmp_path: Path):
     with pytest.raises(ConfigError, match="file not found"):
         load(tmp_path / "nope.yaml")

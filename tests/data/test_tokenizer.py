@@ -89,3 +89,18 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(DataError, match="not a valid tokenizer file"):
         load_tokenizer(Path(tmp_path))
+
+
+def test_save_is_atomic_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    tok = tokenizer()
+    path = save_tokenizer(tok, tmp_path)
+    before = path.read_bytes()
+
+    def full_disk(target: str) -> None:
+        open(target, "w").write('{"version": "1.0", "trunc')  # what ENOSPC leaves behind
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(tok.backend_tokenizer), "save", lambda self, target: full_disk(target))
+    with pytest.raises(OSError):
+        save_tokenizer(tok, tmp_path)
+    assert path.read_bytes() == before and len(load_tokenizer(path)) == len(tok)

@@ -52,6 +52,10 @@ def test_eval_prints_the_table(run_dir, capsys):
     (["{run}/cognate/model_a", "--split", "train"], "--split: got 'train'"),
     (["{run}/small_vocab"], "but the model has vocab_size 300"),
     (["{run}/cognate/model_a", "--set", "data.vocab_size=1"], "data.vocab_size"),
+    (["{run}/cognate/model_a", "--config", "{run}/binary.yaml"], "binary.yaml is not a text file"),
+    (["{run}/heads0"], "config.json: n_heads: got 0; allowed: a number >= 1"),
+    (["{run}/banana"], "config.json: d_model: got 'banana'; allowed: an integer"),
+    (["{run}/notjson"], "config.json: not a JSON config"),
 ])
 def test_bad_input_exits_2_with_one_line(run_dir, capsys, argv, message):
     broken = run_dir / "broken"
@@ -61,6 +65,12 @@ def test_bad_input_exits_2_with_one_line(run_dir, capsys, argv, message):
     small = run_dir / "small_vocab"
     if not small.exists():
         GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=300)).save_pretrained(small)
+    (run_dir / "binary.yaml").write_bytes(bytes(range(256)))
+    cognate = {"model_type": "cognate", "vocab_size": 512, "d_model": 32, "n_heads": 2}
+    for name, config in (("heads0", {**cognate, "n_heads": 0}),
+                         ("banana", {**cognate, "d_model": "banana"}), ("notjson", None)):
+        (run_dir / name).mkdir(exist_ok=True)
+        (run_dir / name / "config.json").write_text(json.dumps(config) if config else "{oops")
     assert run_eval(_args(*[a.format(run=run_dir) for a in argv])) == 2
     ours = [line for line in capsys.readouterr().err.splitlines() if "forge eval:" in line]
     assert len(ours) == 1 and message in ours[0]

@@ -90,3 +90,35 @@ def test_the_tokenizer_file_name_matches_the_data_package():
     from forge.pipeline import inputs
 
     assert inputs.TOKENIZER_FILE == TOKENIZER_FILE
+
+
+def _manifest(src):
+    return json.loads((src / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda src, m: m.pop("files"), "not a forge manifest (needs 'files'"),
+    (lambda src, m: m.update(files={}), "lists no .safetensors weights"),
+    (lambda src, m: m["files"].update({"/etc/passwd": "0" * 64}),
+     "file entry '/etc/passwd' is not a file name inside"),
+    (lambda src, m: m["files"].update({"../x.safetensors": "0" * 64}),
+     "file entry '../x.safetensors' is not a file name inside"),
+    (lambda src, m: (src / "extra").symlink_to("/etc/hostname"), "extra is a symlink"),
+])
+def test_an_input_manifest_is_not_trusted(tmp_path, change, message):
+    src = tiny_artifact(tmp_path / "a" / "m")
+    manifest = _manifest(src)
+    change(src, manifest)
+    (src / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputModelError, match=r"pipeline.inputs\[0\]: .*") as err:
+        resolve_inputs([str(src)], tmp_path / "runs")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_staging_copies_only_the_verified_files(tmp_path):
+    src = tiny_artifact(tmp_path / "a" / "m")
+    (source,) = resolve_inputs([str(src)], tmp_path / "runs")
+    (src / "notes.txt").write_text("not in the manifest")  # appears after the check
+    ((_, copy),) = stage_inputs([source], tmp_path / "runs" / "r1")
+    assert sorted(p.name for p in copy.iterdir()) == sorted([*_manifest(src)["files"], "manifest.json"])

@@ -1,6 +1,9 @@
 """`forge generate MODEL "prompt" [--show-thoughts]` on a tiny thinking model; bad inputs exit 2."""
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 
 from forge.cli import main as forge_main
@@ -48,10 +51,22 @@ def test_generate_prints_the_answer_and_thoughts_apart(run, capsys):
     (["{thinker}", "hi", "--max-new-tokens", "0"], "--max-new-tokens: got 0"),
     (["{thinker}", "   "], "prompt: empty"),
     (["{thinker}", "hi", "--tokenizer", "/nope/tokenizer.json"], "no tokenizer.json"),
+    (["{thinker}", "hi", "--temperature", "nan"], "--temperature: got nan; allowed: a finite"),
+    (["{thinker}", "hi", "--temperature", "inf"], "--temperature: got inf; allowed: a finite"),
+    (["{thinker}", "hi", "--tokenizer", "{corrupt}"], "is not a valid tokenizer file"),
+    (["{thinker}", "hi", "--max-new-tokens", "64"], "fewer than the model's context of 64"),
+    (["{bad_heads}", "hi"], "config.json: n_heads: got 0; allowed: a number >= 1"),
 ])
-def test_bad_input_exits_2_with_one_line(run, capsys, args, message):
+def test_bad_input_exits_2_with_one_line(run, capsys, tmp_path, args, message):
     run_dir, _ = run
-    paths = {"plain": run_dir / "cognate" / "plain", "thinker": run_dir / "quiet_star" / "thinker"}
+    corrupt = tmp_path / "tokenizer.json"
+    corrupt.write_bytes(b'{"version": "1.0", "trunc')  # cut short, as a full disk leaves it
+    bad_heads = tmp_path / "bad_heads"
+    shutil.copytree(run_dir / "cognate" / "plain", bad_heads)
+    config = json.loads((bad_heads / "config.json").read_text())
+    (bad_heads / "config.json").write_text(json.dumps({**config, "n_heads": 0}))
+    paths = {"plain": run_dir / "cognate" / "plain", "thinker": run_dir / "quiet_star" / "thinker",
+             "corrupt": corrupt, "bad_heads": bad_heads}
     args = [a.format(**paths) for a in args]
     assert forge_main(["generate", *args, "--runs-dir", str(run_dir)]) == 2
     err = capsys.readouterr().err.strip()
@@ -63,3 +78,14 @@ def test_plain_generation_works_on_any_cognate_model(run, capsys):
     assert forge_main(["generate", str(run_dir / "cognate" / "plain"), "Question: 1 + 2 =",
                        "--no-think", "--max-new-tokens", "2"]) == 0
     assert CognateForCausalLM.from_pretrained(run_dir / "cognate" / "plain").thoughts is None
+
+
+def test_a_prompt_longer_than_the_context_keeps_its_end(run, capsys):
+    run_dir, _ = run
+    prompt = "Question: 1 + 2 = " * 7000  # ~120,000 characters, far past the 64-token context
+    assert forge_main(["generate", str(run_dir / "quiet_star" / "thinker"), prompt,
+                       "--max-new-tokens", "2"]) == 0
+    out, err = capsys.readouterr()
+    (warning,) = [line for line in err.splitlines() if "warning" in line]
+    assert "more than the model's context (64) leaves beside 2 new ones; kept its last 62" in warning
+    assert out.strip() or out == "\n"  # an answer line was printed

@@ -96,7 +96,9 @@ def test_gc_policy():
     runs = [{"id": f"r{i}", "status": s, "created": now - age * 86400}
             for i, (s, age) in enumerate([("running", 0), ("done", 1), ("failed", 1),
                                           ("failed", 30), ("done", 40), ("done", 50)])]
-    assert runs_to_drop(runs, keep_runs=5, drop_failed_after_days=7, now=now) == ["r3", "r5"]
+    # the running run is neither dropped nor counted: five finished runs fit keep_runs=5
+    assert runs_to_drop(runs, keep_runs=5, drop_failed_after_days=7, now=now) == ["r3"]
+    assert runs_to_drop(runs, keep_runs=4, drop_failed_after_days=7, now=now) == ["r3", "r5"]
 
 
 def test_gc_removes_rows_and_dirs(store, tmp_path):

@@ -1,0 +1,63 @@
+"""Checks the `config.json` of a saved Cognate model before transformers builds the model.
+
+A hand-edited or corrupt config.json (`n_heads: 0`, `d_model: "banana"`) would otherwise surface
+as a ZeroDivisionError or a dataclass validation traceback from deep inside the model. Each
+architecture field is checked with the type and range of its key in the pipeline's `model`
+section (forge/config/model.py), so the one-line error names the config.json key.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from forge.config.model import ModelConfig
+from forge.config.schema import ConfigError, build
+
+# config.json key -> `model` section key (the rest have the same name at the top level).
+NESTED = {"n_heads": "attention.n_heads", "window": "attention.window",
+          "rope_theta": "attention.rope_theta", "memory_enabled": "memory.enabled",
+          "memory_dim": "memory.dim", "memory_hidden": "memory.hidden",
+          "memory_chunk": "memory.chunk_size", "memory_lr_max": "memory.lr_max",
+          "memory_decay_init": "memory.decay_init", "memory_momentum_init": "memory.momentum_init",
+          "trm_T": "trm.T", "trm_n": "trm.n", "trm_supervision_steps": "trm.supervision_steps",
+          "act_threshold": "act.threshold", "act_loss_weight": "act.loss_weight"}
+TOP = ("d_model", "n_layers", "d_ff", "max_seq_len", "norm_eps", "dropout", "init_std",
+       "gate_entropy_weight")
+
+
+def read_config_json(path: Path) -> dict:
+    """The parsed config.json; ConfigError naming the file when it is not a JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: not a JSON config ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a JSON object")
+    return data
+
+
+def check_saved_config(path: Path) -> None:
+    """Raise a one-line ConfigError naming the config.json key whose value the model cannot
+    be built from. Non-Cognate configs (e.g. a GPT-2) are left to transformers."""
+    data = read_config_json(path)
+    if data.get("model_type") != "cognate":
+        return
+    vocab = data.get("vocab_size")
+    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1:
+        raise ConfigError(f"{path}: vocab_size: got {vocab!r}; allowed: an integer >= 1")
+    nested: dict = {}
+    for key in (*TOP, *NESTED):
+        if key in data:
+            section, _, name = NESTED.get(key, key).rpartition(".")
+            (nested.setdefault(section, {}) if section else nested)[name] = data[key]
+    try:
+        build(ModelConfig, nested)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {_flat_names(str(err))}") from None
+
+
+def _flat_names(message: str) -> str:
+    """Speak config.json's names: 'attention.n_heads: got 0' -> 'n_heads: got 0'."""
+    for flat, dotted in sorted(NESTED.items(), key=lambda kv: -len(kv[1])):
+        message = message.replace(dotted, flat)
+    return message
