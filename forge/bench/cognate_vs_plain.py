@@ -28,7 +28,7 @@ from forge.models import CognateForCausalLM, cognate_config_from
 from forge.optim import build_optimizer
 from forge.phases.cognate import SpecialistBatches, specialise, task_weights_for
 from forge.phases.common import prepare_data
-from forge.training.loop import scale_lr
+from forge.training.loop import optimizer_step, scale_lr
 from forge.training.schedule import warmup_cosine
 
 REPEATS = 1
@@ -37,21 +37,13 @@ UNITS = {"budget_s": "CPU s"}
 
 def _train(model, opt, batches, budget_s: float, hooks=(lambda: None, lambda: None)) -> int:
     """Train for `budget_s` seconds of this process's CPU time; returns the steps done."""
-    before, after = hooks
     started, step, planned = time.process_time(), 0, None
     while time.process_time() - started < budget_s:
         if step == 10:  # the schedule's length from the measured step time
             planned = int(budget_s / ((time.process_time() - started) / 10))
         total = planned or max(10, int(budget_s))
         scale_lr(opt, warmup_cosine(step, total, max(1, total // 10), 0.1))
-        model.train()
-        loss = model(**batches(step)).loss
-        opt.zero_grad()
-        loss.backward()
-        before()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        after()
+        optimizer_step(model, opt, batches(step), hooks)
         step += 1
     return step
 

@@ -72,6 +72,24 @@ def memory_mb(device: torch.device) -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def optimizer_step(model: Any, optimizer: Any, batch: Batch,
+                   hooks: tuple[Callable[[], None], Callable[[], None]] = (lambda: None,
+                                                                          lambda: None),
+                   grad_clip: float = 1.0) -> float:
+    """One plain training step on `batch` (probes and benchmarks; `Trainer` adds schedules,
+    checkpoints and guards): loss, backward, hooks[0] on raw gradients (e.g. Grokfast), clip,
+    optimizer step, hooks[1] (e.g. QK-clip). Returns the loss."""
+    model.train()
+    loss = model(**batch).loss
+    optimizer.zero_grad()
+    loss.backward()
+    hooks[0]()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    hooks[1]()
+    return float(loss.detach())
+
+
 class Trainer:
     """Trains `model` with `optimizer` on `batch_for_step(step)`; checkpoints under `ckpt_root`."""
 

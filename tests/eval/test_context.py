@@ -12,6 +12,7 @@ from forge.eval.context import (attention_entropy, copy_batch, copy_task_probe,
                                 prompt_swap_gain, swapped)
 from forge.models import CognateForCausalLM, cognate_config_from
 from forge.optim import build_optimizer
+from forge.training.loop import optimizer_step
 from tests.data.fixtures import UniformLM, tokenizer
 
 
@@ -83,19 +84,8 @@ def test_default_cognate_learns_the_copy_task():
     torch.manual_seed(0)
     model = CognateForCausalLM(cognate_config_from(cfg.model, 64))
     opt = build_optimizer(model, cfg.optim.cognate)
-    before, after = opt.hooks()
-
-    def step(batch):
-        model.train()
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        before()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        after()
-
-    probe = copy_task_probe(model, step, steps=150, every=75)
+    probe = copy_task_probe(model, lambda batch: optimizer_step(model, opt, batch, opt.hooks()),
+                            steps=150, every=75)
     assert probe.chance == pytest.approx(math.log(64))
     assert probe.losses[75] < probe.chance
     assert probe.final < 0.3, probe.losses
