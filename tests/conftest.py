@@ -31,7 +31,9 @@ def ray_session():
     worker_cache = tempfile.mkdtemp(prefix="forge-worker-cache-")
     os.environ["FORGE_CACHE_DIR"] = worker_cache
     # Bound to loopback: tests never talk to another address (subprocess drivers connect here).
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
+    # address="local": a fresh Ray even when another cluster on this machine is recorded in
+    # /tmp/ray/ray_current_cluster (ray.init() would join it and refuse num_cpus).
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
              object_store_memory=75 * 1024**2, namespace="test", _node_ip_address="127.0.0.1")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
