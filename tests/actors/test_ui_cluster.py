@@ -95,10 +95,13 @@ def test_nodes_job_and_gauges_on_a_real_cluster(ray_cluster, tmp_path):
     assert len(nodes) == 1 and nodes[0]["state"] == "ALIVE"
     assert nodes[0]["cpus"] >= 1 and 0 < nodes[0]["mem_used"] < nodes[0]["mem_total"]
     assert 0 < nodes[0]["disk_used"] < nodes[0]["disk_total"]
+    # The job runs forge.submit on the cluster, which refuses the empty plan as bad input
+    # (exit 2): the job ends FAILED with forge's one-line reason in its logs.
     submission = submit_when_ready(cluster, str(tmp_path / "runs"))
-    assert wait_job(cluster, submission) == "SUCCEEDED"
+    assert wait_job(cluster, submission) == "FAILED"
     logs = JobSubmissionClient(cluster.dashboard_url).get_job_logs(submission)
-    assert f"--runs-dir {tmp_path / 'runs'}" in logs and "Nothing to run" in logs
+    assert f"--runs-dir {tmp_path / 'runs'}" in logs
+    assert "pipeline.phases: empty, nothing to run" in logs
     found, deadline = [], time.monotonic() + 30  # Ray exports app metrics every ~10 s
     while len(found) < 3 and time.monotonic() < deadline:
         text = urllib.request.urlopen(f"http://127.0.0.1:{info['metrics_port']}/metrics").read().decode()
