@@ -28,10 +28,10 @@ from forge.eval.evaluate import evaluate
 from forge.eval.report import summary_table, task_table
 from forge.eval.saved_config import check_saved_config
 from forge.eval.size import model_size
+from forge.pipeline.artifacts import find_upwards
 
 EVAL_SPLITS = ("validation", "test")
 RUN_CONFIG_FILE = "config.yaml"
-SEARCH_DEPTH = 3  # MODEL_DIR = runs/<run_id>/<phase>/<name>: the run dir is 2 levels up
 
 
 class EvalInputError(ValueError):
@@ -48,14 +48,6 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="config override, e.g. data.eval.batch_size=8")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the untrained model of the same shape")
-
-
-def find_upwards(start: Path, name: str) -> Path | None:
-    """`start/name`, else the same name in its parents, at most SEARCH_DEPTH levels up."""
-    for folder in [start, *start.parents][:SEARCH_DEPTH + 1]:
-        if (folder / name).is_file():
-            return folder / name
-    return None
 
 
 def load_model(model_dir: Path) -> Any:

@@ -131,3 +131,15 @@ def verify_artifact(artifact_dir: str | Path, expected_digest: str | None = None
     if expected_digest is not None and manifest["digest"] != expected_digest:
         raise ArtifactError(f"{artifact_dir}: digest differs from the registry's")
     return manifest
+
+
+SEARCH_DEPTH = 3  # runs/<run_id>/<phase>/<name>: the run directory is two levels up
+
+
+def find_upwards(start: Path, name: str) -> Path | None:
+    """`start/name`, else the same name in its parents, at most SEARCH_DEPTH levels up: the
+    run's files (tokenizer.json, config.yaml, registry.db) seen from a model folder."""
+    for folder in [start, *start.parents][:SEARCH_DEPTH + 1]:
+        if (folder / name).is_file():
+            return folder / name
+    return None

@@ -87,7 +87,8 @@ def generate(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]]]:
     """The answer text and, per emitted token, (token text, thought text)."""
     from forge.data.errors import DataError
     from forge.data.tokenizer import load_tokenizer
-    from forge.eval.cli import EvalInputError, find_upwards, load_model
+    from forge.eval.cli import EvalInputError, load_model
+    from forge.pipeline.artifacts import find_upwards
     from forge.eval.generate import greedy_generate
     from forge.reasoning.generate import think_generate
 

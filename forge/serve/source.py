@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from forge.data.tokenizer import TOKENIZER_FILE
+from forge.pipeline.artifacts import find_upwards
 from forge.registry import RegistryError, RegistryStore
 
-SEARCH_DEPTH = 3  # runs/<run>/<phase>/<name>: the run directory is two levels up
 REGISTRY_FILE = "registry.db"
 
 
@@ -38,18 +38,11 @@ class ModelSource:
         return self.model_id or self.path.name
 
 
-def _upwards(start: Path, name: str) -> Path | None:
-    for folder in [start, *start.parents][:SEARCH_DEPTH + 1]:
-        if (folder / name).exists():
-            return folder / name
-    return None
-
-
 def _registry_info(path: Path, spec: str, runs_dir: str) -> tuple[Path, str | None, dict | None]:
     """(folder, id, lineage) of a registered id or of a folder inside a runs directory."""
     db = Path(runs_dir) / REGISTRY_FILE
     candidates = [(db, spec)] if spec.count("/") == 2 and not path.is_dir() else []
-    found = _upwards(path.resolve().parent, REGISTRY_FILE) if path.is_dir() else None
+    found = find_upwards(path.resolve().parent, REGISTRY_FILE) if path.is_dir() else None
     if found is not None:
         candidates.append((found, path.resolve().relative_to(found.parent).as_posix()))
     for file, model_id in candidates:
@@ -75,7 +68,7 @@ def resolve_model(spec: str, runs_dir: str = "runs", tokenizer: str | None = Non
                                f"{Path(runs_dir) / REGISTRY_FILE}")
     if not (path / "config.json").is_file():
         raise ModelSourceError(f"MODEL {path}: no config.json (not a saved model folder)")
-    tok = Path(tokenizer) if tokenizer else _upwards(path.resolve(), TOKENIZER_FILE)
+    tok = Path(tokenizer) if tokenizer else find_upwards(path.resolve(), TOKENIZER_FILE)
     if tok is None or not tok.is_file():
         raise ModelSourceError(f"MODEL {path}: no {TOKENIZER_FILE} in it or its run directory; "
                                "pass --tokenizer")
