@@ -88,3 +88,18 @@ class ModelConfig:
         if (self.d_model // heads) % 2:
             raise ConfigError(f"{where}attention.n_heads: got {heads}; allowed: a value giving an "
                               f"even head size (RoPE), d_model={self.d_model}")
+
+
+# The flat `CognateConfig` (config.json) field of every `model` section key, as a dotted path in
+# the section: one table for building a model from the YAML and for checking a saved config.json.
+HF_FIELDS: dict[str, str] = {
+    "d_model": "d_model", "n_layers": "n_layers", "d_ff": "d_ff", "max_seq_len": "max_seq_len",
+    "norm_eps": "norm_eps", "dropout": "dropout", "init_std": "init_std",
+    "gate_entropy_weight": "gate_entropy_weight", "n_heads": "attention.n_heads",
+    "window": "attention.window", "rope_theta": "attention.rope_theta",
+    "memory_enabled": "memory.enabled", "memory_dim": "memory.dim",
+    "memory_hidden": "memory.hidden", "memory_chunk": "memory.chunk_size",
+    "memory_lr_max": "memory.lr_max", "memory_decay_init": "memory.decay_init",
+    "memory_momentum_init": "memory.momentum_init", "trm_T": "trm.T", "trm_n": "trm.n",
+    "trm_supervision_steps": "trm.supervision_steps", "act_threshold": "act.threshold",
+    "act_loss_weight": "act.loss_weight"}

@@ -10,19 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from forge.config.model import ModelConfig
+from forge.config.model import HF_FIELDS, ModelConfig
 from forge.config.schema import ConfigError, build
-
-# config.json key -> `model` section key (the rest have the same name at the top level).
-NESTED = {"n_heads": "attention.n_heads", "window": "attention.window",
-          "rope_theta": "attention.rope_theta", "memory_enabled": "memory.enabled",
-          "memory_dim": "memory.dim", "memory_hidden": "memory.hidden",
-          "memory_chunk": "memory.chunk_size", "memory_lr_max": "memory.lr_max",
-          "memory_decay_init": "memory.decay_init", "memory_momentum_init": "memory.momentum_init",
-          "trm_T": "trm.T", "trm_n": "trm.n", "trm_supervision_steps": "trm.supervision_steps",
-          "act_threshold": "act.threshold", "act_loss_weight": "act.loss_weight"}
-TOP = ("d_model", "n_layers", "d_ff", "max_seq_len", "norm_eps", "dropout", "init_std",
-       "gate_entropy_weight")
 
 
 def read_config_json(path: Path) -> dict:
@@ -46,9 +35,9 @@ def check_saved_config(path: Path) -> None:
     if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1:
         raise ConfigError(f"{path}: vocab_size: got {vocab!r}; allowed: an integer >= 1")
     nested: dict = {}
-    for key in (*TOP, *NESTED):
+    for key, dotted in HF_FIELDS.items():
         if key in data:
-            section, _, name = NESTED.get(key, key).rpartition(".")
+            section, _, name = dotted.rpartition(".")
             (nested.setdefault(section, {}) if section else nested)[name] = data[key]
     try:
         build(ModelConfig, nested)
@@ -58,6 +47,6 @@ def check_saved_config(path: Path) -> None:
 
 def _flat_names(message: str) -> str:
     """Speak config.json's names: 'attention.n_heads: got 0' -> 'n_heads: got 0'."""
-    for flat, dotted in sorted(NESTED.items(), key=lambda kv: -len(kv[1])):
+    for flat, dotted in sorted(HF_FIELDS.items(), key=lambda kv: -len(kv[1])):
         message = message.replace(dotted, flat)
     return message

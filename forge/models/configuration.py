@@ -5,11 +5,12 @@ bad value raises `ValueError` naming the field, before any weight is allocated.
 """
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from transformers import PretrainedConfig
 
-from forge.config.model import ModelConfig
+from forge.config.model import HF_FIELDS, ModelConfig
 
 
 class CognateConfig(PretrainedConfig):
@@ -109,17 +110,9 @@ def cognate_config_from(model_cfg: ModelConfig, vocab_size: int, **overrides: An
 
     Example: `CognateForCausalLM(cognate_config_from(cfg.model, tok.vocab_size))`.
     """
-    m = model_cfg
-    fields: dict[str, Any] = dict(
-        vocab_size=vocab_size, d_model=m.d_model, n_layers=m.n_layers,
-        n_heads=m.attention.n_heads, d_ff=m.d_ff, max_seq_len=m.max_seq_len,
-        window=m.attention.window, rope_theta=m.attention.rope_theta, norm_eps=m.norm_eps,
-        dropout=m.dropout, init_std=m.init_std, gate_entropy_weight=m.gate_entropy_weight,
-        memory_enabled=m.memory.enabled, memory_dim=m.memory.dim, memory_hidden=m.memory.hidden,
-        memory_chunk=m.memory.chunk_size, memory_lr_max=m.memory.lr_max,
-        memory_decay_init=m.memory.decay_init, memory_momentum_init=m.memory.momentum_init,
-        trm_T=m.trm.T, trm_n=m.trm.n, trm_supervision_steps=m.trm.supervision_steps,
-        act_threshold=m.act.threshold, act_loss_weight=m.act.loss_weight)
+    fields: dict[str, Any] = {"vocab_size": vocab_size}
+    for flat, dotted in HF_FIELDS.items():
+        fields[flat] = attrgetter(dotted)(model_cfg)
     unknown = set(overrides) - set(fields)
     if unknown:
         raise ValueError(f"cognate_config_from: unknown override(s) {sorted(unknown)}; "
