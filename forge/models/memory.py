@@ -171,16 +171,7 @@ class NeuralMemory(nn.Module):
 
         This is the only sequential part of the memory, so the model runs it once per forward
         pass and every recursion step reads the result (`read`)."""
-        B, T, _ = x.shape
-        chunk = chunk or self.chunk
-        k, v, rates = (self._chunked(t, chunk) for t in self._inputs(x))  # (B, N, L, .)
-        w = self._initial(B)
-        w1s, w2s = [w[0]], [w[1]]
-        for c in range(k.shape[1] - 1):  # the last chunk's write would only serve later chunks
-            w = self._update(w, k[:, c], v[:, c], rates[:, c])
-            w1s.append(w[0])
-            w2s.append(w[1])
-        return MemoryState(torch.stack(w1s, 1), torch.stack(w2s, 1), chunk, T)
+        return self.write_more(x, None, 0, chunk)[0]
 
     def write_more(self, x: torch.Tensor, carry: MemoryCarry | None, start: int,
                    chunk: int | None = None) -> tuple[MemoryState, MemoryCarry]:
