@@ -17,10 +17,13 @@ from forge.models.cache import KVSlot
 from forge.models.layers import apply_rope
 
 
-def sliding_window_mask(seq_len: int, window: int, device: torch.device) -> torch.Tensor:
-    """Boolean (T, T) mask, True where query i may see key j: 0 <= i - j < window."""
-    pos = torch.arange(seq_len, device=device)
-    delta = pos[:, None] - pos[None, :]  # (T, T): i - j
+def sliding_window_mask(seq_len: int, window: int, device: torch.device,
+                        past: int = 0) -> torch.Tensor:
+    """Boolean (T, past + T) mask, True where query i may see key j: 0 <= i - j < window, with
+    the T queries the last T of the past + T key positions (past > 0: new tokens after a KV
+    cache's `past` cached keys)."""
+    q = torch.arange(seq_len, device=device)[:, None] + past
+    delta = q - torch.arange(past + seq_len, device=device)[None, :]  # (T, past + T): i - j
     return (delta >= 0) & (delta < window)
 
 

@@ -92,11 +92,3 @@ class KVSlot:
         """See `CognateCache.extend`."""
         return self.cache.extend(self.key, k, v)
 
-
-def cached_window_mask(start: int, new: int, past: int, window: int,
-                       device: torch.device) -> torch.Tensor:
-    """(new, past + new) bool: query start + i may see key start - past + j when
-    0 <= (start + i) - (start - past + j) < window."""
-    q = torch.arange(new, device=device)[:, None] + past
-    delta = q - torch.arange(past + new, device=device)[None, :]
-    return (delta >= 0) & (delta < window)

@@ -11,7 +11,7 @@ import torch
 
 from forge.models.attention import sliding_window_mask
 from forge.models.branches import BranchTensors
-from forge.models.cache import CognateCache, cached_window_mask
+from forge.models.cache import CognateCache
 from forge.models.layers import rope_tables
 
 
@@ -42,5 +42,5 @@ def cached_step_context(new: int, cache: CognateCache, head_dim: int, theta: flo
     rows of their positions and the (new, past + new) mask over cached and new keys."""
     start = cache.length
     cos, sin = rope_tables(start + new, head_dim, theta, device, dtype)  # rows of the full table
-    mask = cached_window_mask(start, new, cache.past_keys(), window, device)
+    mask = sliding_window_mask(new, window, device, past=cache.past_keys())
     return StepContext(cos[start:], sin[start:], mask)
