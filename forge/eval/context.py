@@ -151,12 +151,7 @@ def attention_entropy(model: Any, input_ids: torch.Tensor) -> list[float]:
 
 def _entropy(attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
              allowed: torch.Tensor) -> float:
-    from forge.models.layers import apply_rope
-
-    q = apply_rope(attn._heads(attn.q_proj(x)), cos, sin)  # (B, nh, T, hd)
-    k = apply_rope(attn._heads(attn.k_proj(x)), cos, sin)  # (B, nh, T, hd)
-    scores = (q @ k.transpose(-2, -1) / math.sqrt(attn.head_dim)).masked_fill(~allowed, -math.inf)
-    p = scores.softmax(-1)  # (B, nh, T, T)
+    p = attn.logits(x, cos, sin, allowed).softmax(-1)  # (B, nh, T, T)
     h = -(p * p.clamp_min(1e-12).log()).sum(-1)  # (B, nh, T) nats
     visible = allowed.sum(-1).float()  # (T,)
     keep = visible > 1

@@ -27,6 +27,12 @@ def sliding_window_mask(seq_len: int, window: int, device: torch.device,
     return (delta >= 0) & (delta < window)
 
 
+def _masked_logits(q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """q k^T / sqrt(hd) per head (B, nh, T, T_k), -inf where `allowed` is False."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return scores.masked_fill(~allowed, float("-inf"))
+
+
 class SlidingWindowAttention(nn.Module):
     """Multi-head attention restricted to a causal window, with RoPE on queries and keys.
 
@@ -73,12 +79,20 @@ class SlidingWindowAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)  # (B, nh, T, hd)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
+    def logits(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+               allowed: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax attention logits (B, nh, T, T) of input x (B, T, C), -inf where not
+        allowed: what the fused kernel never materialises (for probes such as attention
+        entropy, `forge.eval.context`)."""
+        q = apply_rope(self._heads(self.q_proj(x)), cos, sin)  # (B, nh, T, hd)
+        k = apply_rope(self._heads(self.k_proj(x)), cos, sin)  # (B, nh, T, hd)
+        return _masked_logits(q, k, allowed)
+
     @torch.no_grad()
     def _record_max(self, q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor) -> None:
         """Running per-head max of the allowed logits; computed without autograd, so the (T, T)
         scores are transient and the fused attention kernel keeps its memory savings."""
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, T)
-        peak = scores.masked_fill(~allowed, float("-inf")).amax(dim=(0, 2, 3)).float()  # (nh,)
+        peak = _masked_logits(q, k, allowed).amax(dim=(0, 2, 3)).float()  # (nh,)
         self.max_logit = peak if self.max_logit is None else torch.maximum(self.max_logit, peak)
 
     def reset_max_logit(self) -> None:
