@@ -196,7 +196,8 @@ class Driver:
         except (PhaseError, ray.exceptions.RayError, TimeoutError) as err:
             message = err.message if isinstance(err, PhaseError) else one_line(err)
             raise self._failed(store, name, attempt, staging, started, message) from err
-        if not result.adopted and self.config.phase(name).gate.on_fail == "fail":
+        gate = getattr(self.config.phase(name), "gate", None)  # only a GatedPhaseConfig has one
+        if not result.adopted and gate is not None and gate.on_fail == "fail":
             message = f"gate failed: {result.reason or 'output not adopted'}"
             raise self._failed(store, name, attempt, staging, started, message, result.key_metric)
         outputs = self._commit(store, name, result, staging, inputs) if result.adopted else inputs

@@ -40,7 +40,7 @@ def build_parser(prog: str = "python -m forge.submit") -> argparse.ArgumentParse
     p = argparse.ArgumentParser(prog=prog, description="Run the Agent Forge pipeline on Ray.")
     p.add_argument("--config", default=None, help="pipeline YAML (default config/pipeline.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set phases.cognate.steps=50 (repeatable)")
+                   help="override a config key, e.g. --set phases.cognate.train.steps=50 (repeatable)")
     p.add_argument("--phases", default=None, help="subset 'a,b' or range 'a..b' of pipeline.phases")
     p.add_argument("--runs-dir", default=None,
                    help="where runs live: a directory or a URI such as s3://bucket/runs (run.runs_dir)")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from forge.config import PhaseConfig, option
+from forge.config import GatedPhaseConfig, PhaseConfig, option
 from forge.pipeline import (BasePhase, HandoffContract, PhaseContext, PhaseOutput, PhaseResult,
                             register_phase, save_artifact)
 from forge.pipeline.registry import unregister_phase
@@ -31,7 +31,7 @@ class TrainConfig(PhaseConfig):
 
 
 @dataclass(frozen=True)
-class ShrinkConfig(PhaseConfig):
+class ShrinkConfig(GatedPhaseConfig):
     scale: float = option(0.5, "Factor applied to every weight.", gt=0)
 
 

@@ -107,7 +107,7 @@ def training_speed(state: dict, quick: bool) -> dict[str, float]:
     plain = copy.deepcopy(base).train()
     opt_plain = build_optimizer(plain, cfg.optim.for_phase(PHASE))
     opt_think = build_optimizer(thinker.train(), cfg.optim.for_phase(PHASE))
-    settings = loss_settings(s, cfg.optim.for_phase(PHASE).kl_weight)
+    settings = loss_settings(s, s.train.kl_weight)
     gen = torch.Generator().manual_seed(0)
     tokens = [batches(i)["input_ids"].numel() for i in range(TIMED_STEPS + 1)]
 

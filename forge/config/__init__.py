@@ -1,6 +1,6 @@
 """Pipeline config: YAML -> overrides -> frozen, validated dataclasses.
 
-    cfg = load("config/pipeline.yaml", ["phases.cognate.steps=50"])
+    cfg = load("config/pipeline.yaml", ["phases.cognate.train.steps=50"])
 
 Every error is a `ConfigError` whose one-line message names the key path, the value and what is
 allowed; the loader does no other work, so a bad config never leaves anything behind.
@@ -19,7 +19,7 @@ from forge.config.model import ModelConfig
 from forge.config.optim import OptimConfig
 from forge.config.phases import PHASE_CONFIGS, register_phase_config
 from forge.config.schema import ConfigError, build, option, to_dict
-from forge.config.sections import (GateConfig, PhaseConfig, PlanConfig, RayConfig, RegistryConfig,
+from forge.config.sections import (GatedPhaseConfig, GateConfig, PhaseConfig, PlanConfig, RayConfig, RegistryConfig,
                                    Resources, RunConfig, WandbConfig)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ CONFIG_DIR = ROOT / "config" if (ROOT / "config").is_dir() else _INSTALLED
 DEFAULT_CONFIG = CONFIG_DIR / "pipeline.yaml"
 
 __all__ = ["ConfigError", "PipelineConfig", "load", "load_dict", "DEFAULT_CONFIG", "to_dict",
-           "PhaseConfig", "Resources", "GateConfig", "register_phase_config", "option"]
+           "PhaseConfig", "GatedPhaseConfig", "Resources", "GateConfig", "register_phase_config", "option"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _builtin_phases() -> None:
 def apply_override(data: dict, item: str) -> None:
     """Apply one `a.b.c=value` override (value parsed as YAML) to nested `data` in place."""
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. phases.cognate.steps=50")
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. phases.cognate.train.steps=50")
     key, raw = item.split("=", 1)
     parts = key.strip().split(".")
     if not all(parts):

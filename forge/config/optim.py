@@ -27,8 +27,6 @@ class MuGrokfastConfig:
                                     ge=0)
     qk_clip_tau: Optional[float] = option(30.0, "QK-clip bound on the max pre-softmax logit per "
                                                 "head; null disables.", gt=0)
-    kl_weight: float = option(0.0, "Weight of a KL term to a reference model; read by the phase's "
-                                   "loss, not by the optimizer.", ge=0)
 
     def check(self, path: str) -> None:
         """Two betas, each in [0, 1)."""
@@ -51,12 +49,12 @@ class CognateOptim(MuGrokfastConfig):
 
 @dataclass(frozen=True)
 class QuietStarOptim(MuGrokfastConfig):
-    """Phase 3 (Quiet-STaR): lr 5e-4, lambda 0.1, tau 25, KL 0.1."""
+    """Phase 3 (Quiet-STaR): lr 5e-4, lambda 0.1, tau 25 (its KL weight is a loss weight:
+    `phases.quiet_star.train.kl_weight`)."""
 
     lr: float = option(5e-4, "Learning rate.", gt=0)
     grokfast_lambda: float = option(0.1, "Grokfast amplification.", ge=0)
     qk_clip_tau: Optional[float] = option(25.0, "QK-clip bound; null disables.", gt=0)
-    kl_weight: float = option(0.1, "KL to the reference model.", ge=0)
 
 
 @dataclass(frozen=True)
@@ -81,40 +79,13 @@ class BitnetOptim(MuGrokfastConfig):
 
 
 @dataclass(frozen=True)
-class CurriculumOptim(MuGrokfastConfig):
-    """Phase 5 (curriculum, STE training of the ternary model): lr 1e-3, lambda 2.0, tau 30."""
-
-    grokfast_lambda: float = option(2.0, "Grokfast amplification.", ge=0)
-
-
-@dataclass(frozen=True)
-class BakingOptim(MuGrokfastConfig):
-    """Phase 6 (prompt baking, LoRA): lr 1e-4, lambda 0.2, tau 30."""
-
-    lr: float = option(1e-4, "Learning rate.", gt=0)
-    grokfast_lambda: float = option(0.2, "Grokfast amplification.", ge=0)
-
-
-@dataclass(frozen=True)
-class ExpertsOptim(MuGrokfastConfig):
-    """Phase 7 (SVF experts): lr 5e-4, lambda 0.15, tau 28, KL 0.05."""
-
-    lr: float = option(5e-4, "Learning rate.", gt=0)
-    grokfast_lambda: float = option(0.15, "Grokfast amplification.", ge=0)
-    qk_clip_tau: Optional[float] = option(28.0, "QK-clip bound; null disables.", gt=0)
-    kl_weight: float = option(0.05, "KL to the reference model.", ge=0)
-
-
-@dataclass(frozen=True)
 class OptimConfig:
-    """MuGrokfast presets of the phases that train (DESIGN.md section 9)."""
+    """MuGrokfast presets of the phases that train (DESIGN.md section 9). A phase gets its preset
+    here when it is built: a key exists only when code reads it."""
 
     cognate: CognateOptim = option(default_factory=CognateOptim, doc="Phase 1.")
     quiet_star: QuietStarOptim = option(default_factory=QuietStarOptim, doc="Phase 3.")
     bitnet: BitnetOptim = option(default_factory=BitnetOptim, doc="Phase 4.")
-    curriculum: CurriculumOptim = option(default_factory=CurriculumOptim, doc="Phase 5.")
-    baking: BakingOptim = option(default_factory=BakingOptim, doc="Phase 6.")
-    experts: ExpertsOptim = option(default_factory=ExpertsOptim, doc="Phase 7.")
 
     def for_phase(self, name: str) -> MuGrokfastConfig:
         """The preset of phase `name` (e.g. "cognate", "quiet_star"); KeyError names the choices."""

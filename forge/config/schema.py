@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any, Literal, Union
 
+SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")  # 1e-3, 2E5: numbers YAML 1.1 calls strings
 
 class ConfigError(ValueError):
     """A config value that cannot be used; the message names the key path."""
@@ -98,6 +100,8 @@ def convert(tp: Any, value: Any, path: str) -> Any:
             raise _fail(path, value, "an integer")
         return value
     if tp is float:
+        if isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads `1e-3` (no dot) as a string; a user means 0.001
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(path, value, "a number")
         if not math.isfinite(value):  # YAML's .inf/.nan pass every range check: refuse them here

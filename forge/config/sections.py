@@ -66,7 +66,6 @@ class PhaseConfig:
     """Settings every phase has; a phase's own section extends this."""
 
     resources: Resources = option(default_factory=Resources, doc="Resources of the phase's actor.")
-    gate: GateConfig = option(default_factory=GateConfig, doc="Quality gate of the phase.")
     max_restarts: int = option(2, "Ray restarts of the phase's actors after a crash.", ge=0)
 
     def actor_requests(self) -> list[tuple[str, str, Resources]]:
@@ -74,6 +73,14 @@ class PhaseConfig:
         them: forge.submit checks that each fits one node before any work starts. A phase that
         starts workers of its own (Phase 1's trainers) adds them."""
         return [("resources.num_cpus", "resources.num_gpus", self.resources)]
+
+
+@dataclass(frozen=True)
+class GatedPhaseConfig(PhaseConfig):
+    """A phase whose output must beat its input: only these have a `gate` (the driver applies
+    `gate.on_fail` when the phase says its output was not adopted)."""
+
+    gate: GateConfig = option(default_factory=GateConfig, doc="Quality gate of the phase.")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from forge.config.phases import register_phase_config
 from forge.config.schema import ConfigError, option
-from forge.config.sections import GateConfig, PhaseConfig, Resources
+from forge.config.sections import GateConfig, GatedPhaseConfig, Resources
 from forge.phases.cognate_config import TrainSettings
 
 PHASE = "bitnet"
@@ -38,7 +38,7 @@ class BitnetGate(GateConfig):
 
 
 @dataclass(frozen=True)
-class BitnetPhaseConfig(PhaseConfig):
+class BitnetPhaseConfig(GatedPhaseConfig):
     """Phase 4: one model in, its packed ternary version out (arXiv 2402.17764)."""
 
     resources: Resources = option(default_factory=lambda: Resources(num_cpus=1.0),

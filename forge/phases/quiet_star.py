@@ -165,7 +165,7 @@ def train_thinking(model: CognateForCausalLM, reference: CognateForCausalLM | No
     optim_cfg = cfg.optim.for_phase(PHASE)
     optimizer = build_optimizer(model, optim_cfg)
     before_step, after_step = optimizer.hooks()
-    settings, generator = loss_settings(s, optim_cfg.kl_weight), torch.Generator().manual_seed(seed)
+    settings, generator = loss_settings(s, s.train.kl_weight), torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     start, parts = resume_thinking(model, optimizer, generator, checkpoints)
     model.train()
@@ -260,7 +260,7 @@ def run_quiet_star(inputs: list[ModelRef], ctx: PhaseContext) -> PhaseResult:
     model = build_thinking_model(base, data.tokenizer, s).to(device)
     for p in base.parameters():
         p.requires_grad_(False)  # the frozen reference of the KL term
-    reference = base if cfg.optim.for_phase(PHASE).kl_weight > 0 else None
+    reference = base if s.train.kl_weight > 0 else None
     batches = QuietStarBatches(data, cfg, s, seed)
     outcome = train_thinking(model, reference, batches, s, cfg, seed,
                              lambda step, m: ctx.log_metrics(step, m, model=OUTPUT),

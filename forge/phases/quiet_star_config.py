@@ -6,7 +6,7 @@ from typing import Optional
 
 from forge.config.phases import register_phase_config
 from forge.config.schema import ConfigError, option
-from forge.config.sections import GateConfig, PhaseConfig
+from forge.config.sections import GateConfig, GatedPhaseConfig
 
 PHASE = "quiet_star"
 
@@ -42,6 +42,8 @@ class QuietStarTrain:
     min_lr_ratio: float = option(0.1, "Final lr as a fraction of the peak (cosine).", ge=0, le=1)
     grad_clip: float = option(1.0, "Gradient norm clip.", gt=0)
     reinforce_weight: float = option(1.0, "Weight of the REINFORCE term.", ge=0)
+    kl_weight: float = option(0.1, "Weight of KL(reference || model) to the frozen input model "
+                                   "(0: no reference is kept).", ge=0)
     text_fraction: float = option(0.0, "Share of batches that are plain text (rest: tasks).",
                                   ge=0, le=1)
     task_weights: dict[str, float] = option(
@@ -66,7 +68,7 @@ class QuietStarEval:
 
 
 @dataclass(frozen=True)
-class QuietStarPhaseConfig(PhaseConfig):
+class QuietStarPhaseConfig(GatedPhaseConfig):
     """Phase 3: teach the input model to think at every position; adopt it only if thinking
     beats both no thoughts and random thoughts (gate.margin, in validation answer bits/byte)."""
 

@@ -4,6 +4,7 @@
 """
 import importlib.abc
 import json
+import os
 import sys
 
 
@@ -17,7 +18,9 @@ class NoForge(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NoForge())
-sys.path = [p for p in sys.path if "wt-" not in p and "/work/main" not in p]
+# The checkout (this file's repo) must not be on the path; its venv's site-packages may be inside it.
+ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != ROOT]
 
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast  # noqa: E402
