@@ -147,6 +147,19 @@ def test_damaged_run_files_are_rebuilt_identical_or_refused(ray_session, runs_di
     assert store.list_models(run["id"]) == models
 
 
+def fill_disk(path):
+    """Write zeros to `path` until the disk is full. Unbuffered writes: a buffered file would raise
+    ENOSPC again from its final flush on close, after the loop has seen the disk fill."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while os.write(fd, b"\0" * 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def test_a_full_disk_is_one_line_and_the_run_resumes(ray_session, tmp_path, capsys):
     import threading
 
@@ -168,13 +181,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(ray_session, tmp_path, caps
         thread.start()
         wait_for(lambda: train_rows(runs_dir) >= 5 or not thread.is_alive(), timeout=240)
         filler = runs_dir / "filler"
-        with open(filler, "wb") as f:  # fill the disk while the phase writes metric rows
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        fill_disk(filler)  # while the phase writes metric rows
         thread.join(timeout=300)
         err = capsys.readouterr().err
         assert result["code"] == 1 and "Traceback" not in err, err
