@@ -74,7 +74,7 @@ def quantize_activations(x: torch.Tensor, bits: int = 8,
         raise ValueError(f"quantize_activations: bits={bits}; allowed: an integer >= 2")
     top = 2 ** (bits - 1) - 1  # Q_b - 1
     scale = x.detach().abs().amax(dim=-1, keepdim=True).clamp_min(eps) / top  # (..., 1)
-    codes = (x.detach() / scale).round().clamp(-top, top)  # (..., C)
+    codes = (x.detach() / scale).round_().clamp_(-top, top)  # (..., C); in place: a fresh tensor
     return codes, scale
 
 

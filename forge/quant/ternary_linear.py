@@ -85,7 +85,9 @@ class TernaryLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., out) with quantised weights and activations (STE gradients)."""
         codes, scale = quantize_activations(x, self.act_bits)  # (..., in), (..., 1)
-        x_q = straight_through(x, codes * scale)  # (..., in)
+        x_q = codes * scale  # (..., in)
+        if x.requires_grad:  # serving runs without autograd: skip the estimator's three ops
+            x_q = straight_through(x, x_q)
         w_q = self.ternary_weight()  # (out, in)
         if not self.frozen:
             w_q = straight_through(self.weight, w_q)

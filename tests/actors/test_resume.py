@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SCRIPT = str(ROOT / "tests" / "run_fixture_pipeline.py")
 FIXTURE = str(ROOT / "tests" / "fixture.yaml")
-STEPS = 400
+STEPS = 200
 
 
 def launch(address: str, *args: str) -> subprocess.Popen:
