@@ -19,10 +19,10 @@ from pathlib import Path
 
 import ray
 
-import actors.phases  # noqa: F401  (registers the built-in phases)
 from actors.errors import one_line
 from actors.metrics import record_progress
 from actors.phase import PhaseActor, PhaseError
+from actors.phases import build_phase
 from actors.registry import RegistryClient
 from actors.resources import actor_options
 from forge.config import PipelineConfig
@@ -185,14 +185,14 @@ class Driver:
         return None
 
     def _run_phase(self, store, name: str, inputs: list[ModelRef], why: str = ""):
-        phase_cls = get_phase(name)
+        phase = build_phase(name)
         attempt = store.start_phase(self.run_id, name)
         self.reporter.phase_started(name, attempt, why)
         staging = f"{self.run_id}/.{name}.attempt-{attempt}"
         self.storage.remove(staging)
         started = time.time()
         try:
-            result = self._call_actor(phase_cls, name, attempt, staging, inputs)
+            result = self._call_actor(phase, name, attempt, staging, inputs)
         except (PhaseError, ray.exceptions.RayError, TimeoutError) as err:
             message = err.message if isinstance(err, PhaseError) else one_line(err)
             raise self._failed(store, name, attempt, staging, started, message) from err
@@ -231,7 +231,7 @@ class Driver:
         self.reporter.phase_finished(report)
         return PhaseFailed(name, message, [report])
 
-    def _call_actor(self, phase_cls, name: str, attempt: int, staging: str,
+    def _call_actor(self, phase, name: str, attempt: int, staging: str,
                     inputs: list[ModelRef]) -> PhaseResult:
         settings = self.config.phase(name)
         actor = PhaseActor.options(**actor_options(
@@ -241,7 +241,7 @@ class Driver:
         spec = {"run_id": self.run_id, "phase": name, "attempt": attempt,
                 "storage": self.storage, "out_rel": staging, "config": self.config}
         portable = [dataclasses.replace(r, path=self.storage.rel(r.path)) for r in inputs]
-        ref = actor.run.remote(phase_cls, portable, spec, self.registry)
+        ref = actor.run.remote(phase, portable, spec, self.registry)
         deadline = time.monotonic() + self.config.ray.phase_timeout_s
         try:
             while not ray.wait([ref], timeout=self.poll_s)[0]:

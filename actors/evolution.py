@@ -3,7 +3,7 @@
 `EvolutionScheduler` is Tune's `PopulationBasedTraining` in synchronous mode (every trial reports
 generation g before any starts g+1) whose exploit step is replaced: instead of copying a top
 trial's hyper-parameters into a bottom one, it hands the whole scored generation to
-`forge.phases.evomerge.Evolution.advance` (elites mutate, losers merge, diversity re-seeds) and
+`forge.evolve.run.Evolution.advance` (elites mutate, losers merge, diversity re-seeds) and
 gives every trial its next candidate as its new config (`PopulationSearch` keeps the trial
 actors cached across the barrier). It overrides two private PBT methods
 (`_checkpoint_or_exploit`, `choose_trial_to_run`): Ray is pinned to 2.60.x in pyproject and
@@ -24,7 +24,8 @@ from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.search import BasicVariantGenerator
 
 from forge.evolve import Candidate
-from forge.phases.evomerge import Evolution, TrialContext, score_candidate
+from forge.evolve.run import Evolution
+from forge.phases.evomerge import TrialContext, score_candidate
 
 STOP = {"stop": True}
 
@@ -79,7 +80,7 @@ class EvolutionScheduler(PopulationBasedTraining):
                          perturbation_interval=1, synch=True, hyperparam_mutations={"candidate": [0]},
                          log_config=False, require_attrs=True)
         self.evolution = evolution
-        self.on_generation = on_generation or (lambda gen, results: None)
+        self.on_generation = on_generation or (lambda gen: None)
         self._planned_for = -1
         self._plan: dict[str, dict] = {}
         self.done = evolution.finished()
@@ -93,18 +94,17 @@ class EvolutionScheduler(PopulationBasedTraining):
 
     def _plan_next(self, trials: list[Trial], time: int) -> None:
         """At the barrier: score table -> Evolution.advance -> a config per trial."""
-        scored, results = [], {}
+        scored = []
         for t in trials:
             last = self._trial_state[t].last_result or {}
             candidate = Candidate.from_dict(t.config["candidate"])
             # a trial that failed for good never reported this candidate: it ranks last
             value = last["fitness"] if last.get("candidate_id") == candidate.id else -math.inf
             scored.append((candidate, value))
-            results[candidate.id] = last
         scored.sort(key=lambda cf: cf[0].id)
         nxt = self.evolution.advance(scored)
         self.done = nxt is None
-        self.on_generation(scored[0][0].generation, results)
+        self.on_generation(scored[0][0].generation)
         fit = {c.id: f for c, f in scored}
         ordered = sorted(trials, key=lambda t: t.trial_id)
         self._plan = {t.trial_id: (trial_config(c, fit) if nxt else STOP)

@@ -43,7 +43,7 @@ class PhaseActor:
     def progress(self) -> dict:
         return dict(self._progress)
 
-    def run(self, phase_cls: type, inputs: list[ModelRef], spec: dict, registry) -> PhaseResult:
+    def run(self, phase, inputs: list[ModelRef], spec: dict, registry) -> PhaseResult:
         """Pull the inputs into this node's mirror, run the phase, push its outputs to storage.
         `spec`: run_id, phase, attempt, config, storage (RunStorage) and out_rel (staging)."""
         storage = spec["storage"]
@@ -58,7 +58,6 @@ class PhaseActor:
                           {"phase": ctx.phase, "attempt": ctx.attempt})
         if sink is not None:
             ctx.extra_sinks.append(sink)
-        phase = phase_cls()
         try:
             inputs = [localize(ref, storage) for ref in inputs]
             phase.validate_input(inputs, ctx)

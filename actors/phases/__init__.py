@@ -1,7 +1,17 @@
-"""How each phase's pure steps run on Ray; importing this registers every runnable phase
-(each module of this package registers its phase class with `forge.pipeline.register_phase`)."""
-import importlib
-import pkgutil
+"""How each phase's parallel part runs on Ray: one executor per phase that has one. A phase
+without an entry here runs whole inside its PhaseActor (Quiet-STaR and BitNet: one small model
+needs no further actors)."""
+from __future__ import annotations
 
-for _info in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_info.name}")
+from actors.phases.cognate import RayTrainers
+from actors.phases.evomerge import TuneGenerations
+from forge.pipeline import get_phase
+
+EXECUTORS = {"cognate": RayTrainers, "evomerge": TuneGenerations}
+
+
+def build_phase(name: str):
+    """The phase `name` with its Ray executor (a phase without one is built as it is)."""
+    cls = get_phase(name)
+    executor = EXECUTORS.get(name)
+    return cls(executor()) if executor else cls()

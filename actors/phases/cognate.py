@@ -1,18 +1,23 @@
-"""Phase 1 on Ray: three TrainerActors at once, sharing one GPU by fractions (or the CPUs)."""
+"""Phase 1's executor on Ray: three TrainerActors at once, sharing one GPU by fractions (or
+the CPUs). The phase itself is `forge.phases.cognate.CognatePhase`."""
 from __future__ import annotations
 
 import ray
 
 from actors.resources import equal_share, gpu_share, node_cpus, scheduling_strategy
 from actors.trainer import TrainerActor
-from forge.phases.cognate import (OUTPUT_METADATA, PHASE, SpecialistJob, build_seed_model,
-                                  check_context, check_diversity, load_state,
-                                  train_specialist)
+from forge.phases.cognate import PHASE, SpecialistJob, Trained, train_specialist
 from forge.phases.cognate_config import CognatePhaseConfig
-from forge.phases.common import evaluate_split, pick_device, prepare_data
-from forge.pipeline import (BasePhase, HandoffContract, PhaseContext, PhaseOutput, PhaseResult,
-                            model_id, register_phase, save_artifact)
-from forge.pipeline.phase import output_ref
+from forge.pipeline import PhaseContext
+
+
+class RayTrainers:
+    """`SpecialistExecutor` on Ray: one TrainerActor per specialist, each with its share."""
+
+    def train(self, jobs: list[SpecialistJob], ctx: PhaseContext) -> Trained:
+        cpus, gpus = trainer_resources(ctx.settings, len(jobs))
+        results, nodes = run_trainers(jobs, ctx, cpus, gpus)
+        return Trained(results, nodes, {"num_cpus": cpus, "num_gpus": gpus})
 
 
 def trainer_resources(settings: CognatePhaseConfig, n: int) -> tuple[float, float]:
@@ -74,51 +79,3 @@ def report_progress(ctx: PhaseContext, running: dict, seen: dict, finished: dict
         note += (f"; {len(running)} running, {waiting} waiting to start "
                  f"({cpus:g} CPU{f', {gpus:g} GPU' if gpus else ''} each)")
     ctx.progress(done, total, note)
-
-
-@register_phase
-class CognatePhase(BasePhase):
-    """Seed model -> three specialists trained concurrently -> diversity and handoff checks."""
-
-    name = PHASE
-    config_class = CognatePhaseConfig
-    input_contract = HandoffContract(0, 0)
-
-    def run(self, inputs, ctx: PhaseContext) -> PhaseResult:
-        cfg, settings = ctx.config, ctx.settings
-        data = prepare_data(cfg, ctx.run_dir, ctx.storage)
-        seed_value = cfg.run.seed if settings.init_seed is None else settings.init_seed
-        seed_model = build_seed_model(cfg, len(data.tokenizer), seed_value)
-        seed_manifest = save_artifact(seed_model, ctx.artifact_dir("seed"),
-                                      metadata={"vocab_size": len(data.tokenizer), "role": "seed"})
-        ctx.storage.push(ctx.rel(ctx.artifact_dir("seed")))  # trainers on other nodes pull it
-        seed_id = model_id(ctx.run_id, PHASE, "seed")
-        jobs = [SpecialistJob(ctx.run_id, ctx.run_id, cfg, spec, ctx.rel(ctx.artifact_dir("seed")),
-                              seed_id, seed_manifest["digest"], ctx.rel(ctx.artifact_dir(spec.name)),
-                              f"{ctx.run_id}/checkpoints/{PHASE}/{spec.name}", ctx.storage)
-                for spec in settings.specialisations]
-        cpus, gpus = trainer_resources(settings, len(jobs))
-        results, nodes = run_trainers(jobs, ctx, cpus, gpus)
-        seed_metrics = evaluate_split(seed_model, data, cfg)
-        ctx.log_metrics(0, seed_metrics, model="seed")
-        states = {name: load_state(ctx.storage.pull(ctx.rel(ctx.artifact_dir(name))))
-                  for name in results}
-        diversity = check_diversity(states, seed_model.state_dict(), settings.diversity_floor)
-        ctx.log_metrics(settings.train.steps, diversity)
-        check_context(results, settings.min_prompt_swap_gain)
-        key = "text/bits_per_byte"
-        beats = {n: r[key] < seed_metrics[key] for n, r in results.items()}
-        outputs = [PhaseOutput("seed", [], handed_on=False)]
-        outputs += [PhaseOutput(j.spec.name, [(seed_id, f"train:{j.spec.name}")]) for j in jobs]
-        return PhaseResult(outputs, key_metric=("val_bits_per_byte", min(r[key] for r in results.values())),
-                           summary={"seed": seed_metrics, "models": results, "diversity": diversity,
-                                    "beats_seed": beats, "trainer_nodes": nodes,
-                                    "trainer_resources": {
-                                        "num_cpus": cpus, "num_gpus": gpus,
-                                        "device": pick_device(cfg.run.device).type}})
-
-    def validate_output(self, result: PhaseResult, ctx: PhaseContext) -> None:
-        s = ctx.settings
-        contract = HandoffContract(len(s.specialisations), len(s.specialisations), s.min_params,
-                                   s.max_params, OUTPUT_METADATA)
-        contract.check([output_ref(ctx, o) for o in result.outputs if o.handed_on], "cognate output")

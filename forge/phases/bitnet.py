@@ -30,6 +30,7 @@ from forge.phases.cognate_config import Specialisation
 from forge.phases.common import RunData, evaluate_split, pick_device, prepare_data
 from forge.pipeline.artifacts import ModelRef
 from forge.pipeline.inputs import STAGED_FILE
+from forge.pipeline import BasePhase, HandoffContract, register_phase
 from forge.pipeline.phase import PhaseContext, PhaseOutput, PhaseResult
 from forge.quant import (calibrate, convert_to_ternary, is_ternary, load_model, load_ternary,
                          round_to_dtype, save_ternary, size_report, ternary_layers)
@@ -43,10 +44,6 @@ SIZE_KEYS = ("artifact_bytes", "linear_bits_per_weight", "max_layer_bits_per_wei
              "model_bits_per_weight", "ratio_fp32", "ratio_fp16")
 REPORTED = (KEY, "text/perplexity", "tasks/answer_bits_per_byte", "tasks/exact_match",
             "tasks/exact_match_low", "tasks/exact_match_high", "tasks/n")
-
-
-class GateFailed(RuntimeError):
-    """`phases.bitnet.gate.on_fail: fail` and the ternary model missed the margin."""
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -228,6 +225,8 @@ def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
     round_to_dtype(model, torch_dtype(s.dtype))  # what the artifact holds: the numbers below are the artifact's
     ste_metrics = evaluate_split(model, data, cfg)
     adopted, reason = gate(fp_metrics[KEY], ste_metrics[KEY], s.gate.margin)
+    if not adopted:  # the driver applies gate.on_fail; the reason says how far STE got
+        reason += f"; right after quantisation {ptq_metrics[KEY]:.4f}"
     train = {"final_loss": outcome.final_loss, "tokens_per_s": outcome.tokens_per_s,
              "resumed_from": float(outcome.resumed_from), **clips}
     ctx.log_metrics(outcome.steps_done, {**pick(ste_metrics), **{f"train/{k}": v for k, v in
@@ -248,9 +247,20 @@ def run_bitnet(ref: ModelRef, ctx: PhaseContext) -> PhaseResult:
                "reload_logits_equal": reload_equal, "input": ref.id,
                "tokenizer_from": tokenizer_from,
                "steps": outcome.steps_done, "wall_s": time.time() - started}
-    if not adopted and s.gate.on_fail == "fail":
-        raise GateFailed(f"bitnet gate failed: {reason}; right after quantisation "
-                         f"{ptq_metrics[KEY]:.4f}")
     return PhaseResult([PhaseOutput(OUTPUT_NAME, [(ref.id, "bitnet:ste")])], adopted=adopted,
                        reason=reason, key_metric=("val_bits_per_byte", ste_metrics[KEY]),
                        summary=summary)
+
+
+@register_phase
+class BitnetPhase(BasePhase):
+    """fp model -> calibrate -> ternary -> STE fine-tune -> packed artifact -> gate. The whole
+    phase runs in one process (on Ray: inside its PhaseActor, with the phase's `resources`)."""
+
+    name = PHASE
+    config_class = BitnetPhaseConfig
+    input_contract = HandoffContract(1, 1)
+    output_contract = HandoffContract(1, 1, required_metadata=OUTPUT_METADATA)
+
+    def run(self, inputs, ctx: PhaseContext) -> PhaseResult:
+        return run_bitnet(inputs[0], ctx)

@@ -1,7 +1,9 @@
 """Phase 1 (Cognate), its pure steps: the shared seed model, each specialist's data and
 training, and the checks on the three results (DESIGN.md section 5).
 
-The Ray side (`actors/phases/cognate.py`) runs `train_specialist` in three TrainerActors at once.
+`CognatePhase` is the whole phase; where the three specialists train is its executor's
+business: `LocalTrainers` (one after another in this process) or, on Ray,
+`actors/phases/cognate.py`'s trainers (three TrainerActors at once, sharing a GPU by fractions).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 
@@ -21,9 +23,12 @@ from forge.eval.diversity import pairwise_diversity
 from forge.eval.evaluate import per_task_sample
 from forge.models import CognateForCausalLM, cognate_config_from
 from forge.optim import build_optimizer
-from forge.phases.cognate_config import PHASE, Specialisation
+from forge.phases.cognate_config import PHASE, CognatePhaseConfig, Specialisation
 from forge.phases.common import RunData, evaluate_split, pick_device, prepare_data
+from forge.pipeline import (BasePhase, HandoffContract, PhaseContext, PhaseOutput, PhaseResult,
+                            model_id, register_phase)
 from forge.pipeline.artifacts import save_artifact
+from forge.pipeline.phase import output_ref
 from forge.storage import RunStorage
 from forge.training.loop import LoopSettings, Trainer
 
@@ -221,3 +226,85 @@ def check_context(models: dict[str, dict], floor: float | None) -> None:
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
     return CognateForCausalLM.from_pretrained(path).state_dict()
+
+
+@dataclass
+class Trained:
+    """What an executor hands back: each specialist's metrics, where it trained, with what."""
+
+    metrics: dict[str, dict]
+    nodes: dict[str, str]
+    resources: dict[str, float]
+
+
+class SpecialistExecutor(Protocol):
+    """Runs `train_specialist` for every job (concurrently or not) and reports the results."""
+
+    def train(self, jobs: list[SpecialistJob], ctx: PhaseContext) -> Trained: ...
+
+
+class LocalTrainers:
+    """Every specialist in this process, one after another (tests; a machine without Ray)."""
+
+    def train(self, jobs: list[SpecialistJob], ctx: PhaseContext) -> Trained:
+        steps, metrics = ctx.settings.train.steps, {}
+        for i, job in enumerate(jobs):
+            name = job.spec.name
+            metrics[name] = train_specialist(
+                job, lambda step, values, n=name: ctx.log_metrics(step, values, model=n),
+                lambda done, total, i=i: ctx.progress(i * steps + done, len(jobs) * steps,
+                                                      "steps over all trainers"))
+        return Trained(metrics, {name: "local" for name in metrics},
+                       {"num_cpus": float(torch.get_num_threads()), "num_gpus": 0.0})
+
+
+@register_phase
+class CognatePhase(BasePhase):
+    """Seed model -> three specialists trained (by the executor) -> diversity and context checks."""
+
+    name = PHASE
+    config_class = CognatePhaseConfig
+    input_contract = HandoffContract(0, 0)
+
+    def __init__(self, executor: SpecialistExecutor | None = None):
+        self.executor = executor or LocalTrainers()
+
+    def run(self, inputs, ctx: PhaseContext) -> PhaseResult:
+        cfg, settings = ctx.config, ctx.settings
+        data = prepare_data(cfg, ctx.run_dir, ctx.storage)
+        seed_value = cfg.run.seed if settings.init_seed is None else settings.init_seed
+        seed_model = build_seed_model(cfg, len(data.tokenizer), seed_value)
+        seed_manifest = save_artifact(seed_model, ctx.artifact_dir("seed"),
+                                      metadata={"vocab_size": len(data.tokenizer), "role": "seed"})
+        ctx.storage.push(ctx.rel(ctx.artifact_dir("seed")))  # trainers on other nodes pull it
+        seed_id = model_id(ctx.run_id, PHASE, "seed")
+        jobs = [SpecialistJob(ctx.run_id, ctx.run_id, cfg, spec, ctx.rel(ctx.artifact_dir("seed")),
+                              seed_id, seed_manifest["digest"], ctx.rel(ctx.artifact_dir(spec.name)),
+                              f"{ctx.run_id}/checkpoints/{PHASE}/{spec.name}", ctx.storage)
+                for spec in settings.specialisations]
+        trained = self.executor.train(jobs, ctx)
+        results = trained.metrics
+        seed_metrics = evaluate_split(seed_model, data, cfg)
+        ctx.log_metrics(0, seed_metrics, model="seed")
+        states = {name: load_state(ctx.storage.pull(ctx.rel(ctx.artifact_dir(name))))
+                  for name in results}
+        diversity = check_diversity(states, seed_model.state_dict(), settings.diversity_floor)
+        ctx.log_metrics(settings.train.steps, diversity)
+        check_context(results, settings.min_prompt_swap_gain)
+        key = "text/bits_per_byte"
+        beats = {n: r[key] < seed_metrics[key] for n, r in results.items()}
+        outputs = [PhaseOutput("seed", [], handed_on=False)]
+        outputs += [PhaseOutput(j.spec.name, [(seed_id, f"train:{j.spec.name}")]) for j in jobs]
+        best = min(r[key] for r in results.values())
+        return PhaseResult(outputs, key_metric=("val_bits_per_byte", best),
+                           summary={"seed": seed_metrics, "models": results, "diversity": diversity,
+                                    "beats_seed": beats, "trainer_nodes": trained.nodes,
+                                    "trainer_resources": {
+                                        **trained.resources,
+                                        "device": pick_device(cfg.run.device).type}})
+
+    def validate_output(self, result: PhaseResult, ctx: PhaseContext) -> None:
+        s = ctx.settings
+        contract = HandoffContract(len(s.specialisations), len(s.specialisations), s.min_params,
+                                   s.max_params, OUTPUT_METADATA)
+        contract.check([output_ref(ctx, o) for o in result.outputs if o.handed_on], "cognate output")

@@ -1,8 +1,9 @@
 """Phase 2 (EvoMerge), its pure steps: the parents and their common base, building and scoring
 one candidate, and the generation-to-generation bookkeeping (DESIGN.md section 5).
 
-The Ray side (`actors/phases/evomerge.py`) scores each generation's candidates as Ray Tune trials
-and calls `Evolution.advance` at the generation barrier of its PBT-style scheduler. Candidate
+`EvoMergePhase` is the whole phase; its executor scores the generations: `LocalGenerations`
+(one candidate after another in this process) or, on Ray, `actors/phases/evomerge.py` (each
+candidate a Ray Tune trial; `Evolution.advance` at the barrier of a PBT-style scheduler). Candidate
 weights live in the run storage (`<run>/checkpoints/evomerge/candidates/<id>/`), so a trial is
 sent ids and storage paths, never tensors, and pulls what it needs onto its own node.
 """
@@ -19,22 +20,27 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import torch
 
 from forge.config import PipelineConfig
 from forge.eval import evaluate
-from forge.evolve import (Candidate, EvolutionState, build_candidate, diversity, fitness,
-                          generation_generator, initial_population, initial_recipes,
-                          next_generation, reseed)
+from forge.config import dump
+from forge.evolve import Candidate, build_candidate, fitness, plot_history
+from forge.evolve.run import Evolution
 from forge.merge import StateDict
 from forge.models import CognateConfig, CognateForCausalLM
-from forge.phases.common import RunData, prepare_data
+from forge.phases.common import RunData, pick_device, prepare_data
 from forge.phases.evomerge_config import PHASE, EvoMergePhaseConfig, SampleSizes
+from forge.pipeline import (BasePhase, HandoffContract, PhaseContext, PhaseOutput, PhaseResult,
+                            register_phase)
 from forge.pipeline.artifacts import ArtifactError, read_manifest, save_artifact, verify_artifact
+from forge.pipeline.phase import output_ref
 from forge.storage import RunStorage
 
+OUTPUT_METADATA = ("vocab_size", "candidate", "fitness", "generation")
+PLOT = "fitness.png"  # beside the champion: runs/<run>/evomerge/fitness.png
 SEED_METADATA = "seed_dir"  # Phase 1 names its seed model (the common base) relative to a model
 
 
@@ -191,108 +197,163 @@ def score_candidate(ctx: TrialContext, candidate: Candidate,
     return {**metrics, "cached": 0.0, "eval_started": started, "eval_ended": time.time()}
 
 
-def _json_num(x: float) -> float | str:
-    return x if math.isfinite(x) else str(x)
+def generation_timing(results: list[dict], workers: int) -> dict[str, float]:
+    """Share of worker time idle inside the evolution: 1 - busy / (workers x wall span), and the
+    candidates scored per minute (from the trials' own start/end stamps)."""
+    timed = [r for r in results if r.get("eval_started") and r.get("eval_ended")]
+    if not timed:
+        return {}
+    span = max(r["eval_ended"] for r in timed) - min(r["eval_started"] for r in timed)
+    busy = sum(r["eval_ended"] - r["eval_started"] for r in timed)
+    return {"idle_share": max(0.0, 1 - busy / (workers * span)) if span > 0 else 0.0,
+            "candidates_per_min": 60 * len(timed) / span if span > 0 else 0.0,
+            "span_s": span, "busy_s": busy, "workers": float(workers)}
 
 
-class Evolution:
-    """The generation loop's state machine, persisted after every generation.
+OnGeneration = Callable[[int], None]  # called with each generation number once it is scored
 
-    `population()` is what to score now; `advance(scored)` records a scored generation and
-    returns the next population, or None when the run is over (generations used up or the best
-    fitness stalled). A state file from an earlier attempt with the same fingerprint is resumed:
-    the next generation is recomputed from it exactly (seeded per generation).
-    """
 
-    def __init__(self, settings: EvoMergePhaseConfig, seed: int, n_layers: int, state_path: Path,
-                 candidates_dir: Path, fingerprint: str, storage: RunStorage | None = None):
-        self.settings, self.evolve, self.seed = settings, settings.evolve, seed
-        self.state_path, self.candidates_dir, self.fingerprint = state_path, candidates_dir, fingerprint
-        self.storage = storage or RunStorage(state_path.parent)  # default: the files themselves
-        for path in (self.state_path, self.log_path):  # an earlier attempt's, maybe another node's
-            self.storage.pull(self.storage.rel(path))
-        self.state = self._resume() or EvolutionState.start(self.evolve)
-        self.resumed_from = self.state.generation + 1  # the first generation this attempt scores
-        if self.state.generation < 0:
-            recipes = initial_recipes(n_layers, self.evolve, generation_generator(seed, 0))
-            self.current = initial_population(recipes)
-        else:
-            self.current = self._next() or []
+class GenerationExecutor(Protocol):
+    """Scores generations of `evolution` until it ends; returns one record per scored candidate
+    (candidate_id, generation, fitness, eval_started, eval_ended, node_id)."""
 
-    def _resume(self) -> EvolutionState | None:
-        if not self.state_path.is_file():
-            return None
-        saved = json.loads(self.state_path.read_text())
-        if saved.get("fingerprint") != self.fingerprint:
-            return None  # other parents or settings: start over
-        return EvolutionState.from_dict(saved["state"])
+    workers: int  # candidates it scores at once (what the idle share is measured against)
 
-    def population(self) -> list[Candidate]:
-        return list(self.current)
+    def run(self, evolution: Evolution, context: TrialContext, ctx: PhaseContext,
+            on_generation: OnGeneration) -> list[dict]: ...
 
-    def finished(self) -> bool:
-        rows = self.state.rows
-        return bool(rows) and (rows[-1]["stopped"] or self.state.generation >= self.evolve.generations)
 
-    def _next(self) -> list[Candidate] | None:
-        if self.finished():
-            return None
-        gen = self.state.generation + 1
-        g = generation_generator(self.seed, gen)
-        scored = self.state.population
-        made = next_generation(scored, gen, self.evolve, g)
-        return reseed(made, scored, self.evolve.reseed_count, self.evolve, g)
+class LocalGenerations:
+    """Every candidate in this process, one after another (tests; a machine without Ray)."""
 
-    @property
-    def log_path(self) -> Path:
-        return self.state_path.with_name("candidates.jsonl")
+    workers = 1
 
-    def advance(self, scored: list[tuple[Candidate, float]]) -> list[Candidate] | None:
-        """Record the generation just scored; save; return the next one (None: done)."""
-        gen = scored[0][0].generation
-        self.state.record(gen, scored, diversity([c for c, _ in scored], self.evolve))
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a") as log:  # every candidate ever scored: the lineage record
-            for c, f in scored:
-                log.write(json.dumps({"candidate": c.to_dict(), "fitness": _json_num(f)}) + "\n")
-        self.save()
-        self.collect_garbage()
-        self.current = self._next() or []
-        return self.current or None
+    def run(self, evolution: Evolution, context: TrialContext, ctx: PhaseContext,
+            on_generation: OnGeneration) -> list[dict]:
+        records, fit = [], {c.id: f for c, f in evolution.state.population}
+        population = evolution.population() if not evolution.finished() else []
+        while population:
+            scored = []
+            for c in population:
+                m = score_candidate(context, c, {k: v for k, v in fit.items() if k in c.sources})
+                records.append({"candidate_id": c.id, "generation": c.generation, "node_id": None,
+                                **{k: m.get(k) for k in ("fitness", "eval_started", "eval_ended",
+                                                         "cached")}})
+                scored.append((c, m["fitness"]))
+            scored.sort(key=lambda cf: cf[0].id)
+            population = evolution.advance(scored) or []
+            on_generation(scored[0][0].generation)
+            fit = {c.id: f for c, f in scored}
+        return records
 
-    def ancestry(self, candidate_id: str) -> list[dict]:
-        """The candidate and every candidate it descends from (by `sources`), newest first."""
-        known = {}
-        if self.log_path.is_file():
-            for line in self.log_path.read_text().splitlines():
-                item = json.loads(line)
-                known[item["candidate"]["id"]] = item
-        out, todo, seen = [], [candidate_id], set()
-        while todo:
-            cid = todo.pop(0)
-            if cid in seen or cid not in known:
-                continue
-            seen.add(cid)
-            out.append(known[cid])
-            todo += known[cid]["candidate"]["sources"]
-        return out
 
-    def save(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "state": self.state.to_dict()}))
-        tmp.replace(self.state_path)
-        for path in (self.state_path, self.log_path):
-            if path.is_file():
-                self.storage.push(self.storage.rel(path))
+@register_phase
+class EvoMergePhase(BasePhase):
+    """Three Phase 1 models -> an evolved population of merges -> one champion with lineage."""
 
-    def collect_garbage(self) -> None:
-        """Drop candidate weights older than `keep_generations`, except the best so far."""
-        oldest = self.state.generation - self.settings.keep_generations + 1
-        keep = {self.state.best_id}
-        stored = self.storage.rel(self.candidates_dir)
-        for name in self.storage.listdir(stored):
-            if not re.fullmatch(r"g\d+-c.*", name):
-                continue
-            if int(name[1:name.index("-")]) < oldest and name not in keep:
-                self.storage.remove(f"{stored}/{name}")
+    name = PHASE
+    config_class = EvoMergePhaseConfig
+    input_contract = HandoffContract(3, 3, required_metadata=("vocab_size",))
+
+    def __init__(self, executor: GenerationExecutor | None = None):
+        self.executor = executor or LocalGenerations()
+
+    def run(self, inputs, ctx: PhaseContext) -> PhaseResult:
+        cfg, settings = ctx.config, ctx.settings
+        seed = cfg.run.seed if settings.seed is None else settings.seed
+        paths = [str(Path(i.path).resolve()) for i in inputs]
+        parents = ParentSet(tuple(ctx.rel(p) for p in paths), tuple(i.digest for i in inputs),
+                            *find_base(paths, ctx.storage))
+        work = Path(ctx.run_dir) / "checkpoints" / PHASE
+        n_layers = CognateForCausalLM.config_class.from_pretrained(paths[0]).n_layers
+        evolution = Evolution(settings, seed, n_layers, work / "state.json", work / "candidates",
+                              parents.fingerprint(settings, seed), ctx.storage)
+        data = prepare_data(cfg, ctx.run_dir, ctx.storage)
+        loaded = {ref.id: CognateForCausalLM.from_pretrained(ref.path) for ref in inputs}
+        parent_scores = self._score_parents(loaded, data, ctx)
+        context = TrialContext(dump(cfg), ctx.run_id, parents, ctx.rel(work / "candidates"),
+                               ctx.storage)
+        results: list[dict] = []
+        if not evolution.finished():
+            results = self.executor.run(evolution, context, ctx,
+                                        lambda gen: self._on_generation(gen, evolution, ctx))
+        return self._finish(inputs, loaded, parent_scores, evolution, context, results, data, ctx)
+
+    @staticmethod
+    def _on_generation(gen: int, evolution: Evolution, ctx: PhaseContext) -> None:
+        row = evolution.state.rows[-1]
+        ctx.log_metrics(gen, {"evolve/best": row["best"], "evolve/mean": row["mean"],
+                              "evolve/diversity": row["diversity"],
+                              "evolve/best_ever": evolution.state.best_fitness})
+        ctx.progress(gen + 1, ctx.settings.evolve.generations + 1, "generations")
+
+    def _score_parents(self, loaded: dict, data, ctx: PhaseContext) -> dict[str, dict]:
+        """Each parent's validation fitness on the same sample as the candidates'."""
+        settings = ctx.settings
+        scores = {}
+        for model_id, model in loaded.items():
+            metrics = score_model(model, data, ctx.config, settings.fitness_eval, "validation")
+            metrics["fitness"] = fitness(metrics, settings.evolve.fitness)
+            ctx.log_metrics(0, {"parent/fitness": metrics["fitness"]}, model=model_id)
+            scores[model_id] = metrics
+        return scores
+
+    def _champion(self, inputs, loaded, parent_scores, evolution: Evolution,
+                  context: TrialContext):
+        """The best candidate ever scored, unless a parent scored higher (elitism over the
+        parents too: the champion is never worse than the best parent on validation)."""
+        best_parent = max(inputs, key=lambda r: parent_scores[r.id]["fitness"])
+        best_fit = evolution.state.best_fitness
+        if best_fit is not None and best_fit >= parent_scores[best_parent.id]["fitness"]:
+            path = candidate_dir(context, evolution.state.best_id)
+            return CognateForCausalLM.from_pretrained(path), evolution.state.best, best_fit, None
+        return (loaded[best_parent.id], None, parent_scores[best_parent.id]["fitness"],
+                best_parent)
+
+    def _finish(self, inputs, loaded, parent_scores, evolution, context, results, data,
+                ctx: PhaseContext) -> PhaseResult:
+        settings = ctx.settings
+        model, candidate, champ_fit, kept_parent = self._champion(inputs, loaded, parent_scores,
+                                                                  evolution, context)
+        test = {"champion": score_model(model, data, ctx.config, settings.report_eval, "test")}
+        for model_id, parent in loaded.items():
+            test[model_id] = score_model(parent, data, ctx.config, settings.report_eval, "test")
+        method = (f"evomerge:{'+'.join(candidate.recipe.genes)}:{candidate.origin}"
+                  if candidate else "evomerge:parent_kept")
+        history = evolution.state.to_dict()
+        references = {ref.id.rsplit("/", 1)[-1]: parent_scores[ref.id]["fitness"] for ref in inputs}
+        plot = plot_history(evolution.state.rows, ctx.out_dir / PLOT, references,
+                            settings.evolve.diversity_floor).name if evolution.state.rows else None
+        best_parent_fit = max(s["fitness"] for s in parent_scores.values())
+        metadata = {"vocab_size": model.config.vocab_size, "fitness": champ_fit,
+                    "generation": candidate.generation if candidate else -1,
+                    "candidate": candidate.to_dict() if candidate else None,
+                    "ancestry": evolution.ancestry(candidate.id) if candidate else [],
+                    "kept_parent": kept_parent.id if kept_parent else None,
+                    "parent_fitness": {k: v["fitness"] for k, v in parent_scores.items()}}
+        save_artifact(model, ctx.artifact_dir("champion"), [i.id for i in inputs],
+                      {**{f"test/{k}": v for k, v in test["champion"].items()},
+                       "validation/fitness": champ_fit}, metadata)
+        gain = (champ_fit - best_parent_fit) / abs(best_parent_fit) if best_parent_fit else math.nan
+        key = "tasks/answer_bits_per_byte"
+        summary = {"parents_validation": parent_scores, "test": test, "champion_fitness": champ_fit,
+                   "best_parent_fitness": best_parent_fit, "relative_gain": gain,
+                   "method": method, "generations_scored": evolution.state.generation + 1,
+                   "resumed_from_generation": evolution.resumed_from,
+                   "history": history["rows"], "plot": f"{PHASE}/{plot}" if plot else None,
+                   "timing": generation_timing(results, self.executor.workers),
+                   "trial_nodes": sorted({r["node_id"] for r in results if r.get("node_id")}),
+                   "device": pick_device(ctx.config.run.device).type}
+        ctx.log_metrics(evolution.state.generation + 1, {
+            "champion/fitness": champ_fit, "champion/relative_gain": gain,
+            "champion/test_answer_bits_per_byte": test["champion"][key]})
+        parents = [(kept_parent.id, method)] if kept_parent else [(i.id, method) for i in inputs]
+        return PhaseResult([PhaseOutput("champion", parents)],
+                           key_metric=("val_fitness", champ_fit), summary=summary)
+
+    def validate_output(self, result: PhaseResult, ctx: PhaseContext) -> None:
+        s = ctx.settings
+        contract = HandoffContract(1, 1, s.min_params, s.max_params, OUTPUT_METADATA)
+        contract.check([output_ref(ctx, o) for o in result.outputs if o.handed_on],
+                       "evomerge output")
+        read_manifest(ctx.artifact_dir("champion"))

@@ -28,7 +28,9 @@ from forge.phases.quiet_star_config import PHASE, QuietStarPhaseConfig
 from forge.reasoning import LossSettings, add_thought_head, quiet_star_loss, thought_config
 from forge.reasoning.scoring import (MODES, answer_bits, answer_nats_checked, bits_summary,
                                      exact_match, paired_gain)
-from forge.pipeline import PhaseContext, PhaseOutput, PhaseResult, save_artifact
+from forge.pipeline import (BasePhase, HandoffContract, PhaseContext, PhaseOutput, PhaseResult,
+                            register_phase, save_artifact)
+from forge.pipeline.phase import output_ref
 from forge.pipeline.artifacts import ModelRef
 from forge.training.checkpoint import CheckpointPlan, load_state
 from forge.training.loop import scale_lr
@@ -36,6 +38,7 @@ from forge.training.schedule import warmup_cosine
 
 Log = Callable[[int, dict], None]
 OUTPUT = "thinker"  # artifact name of the phase's model
+OUTPUT_METADATA = ("vocab_size", "thought_len", "input_model")
 
 
 def thought_token_ids(tokenizer: PreTrainedTokenizerFast, init_token: str) -> dict[str, object]:
@@ -273,9 +276,6 @@ def run_quiet_star(inputs: list[ModelRef], ctx: PhaseContext) -> PhaseResult:
                "train/seconds": outcome.seconds, "train/resumed_from": float(outcome.resumed_from),
                "gate/adopted": float(adopted)}
     ctx.log_metrics(outcome.steps, metrics, model=OUTPUT)
-    if not adopted and s.gate.on_fail == "fail":
-        raise RuntimeError(f"quiet_star gate failed ({reason}); raise the steps or set "
-                           "phases.quiet_star.gate.on_fail=fallback, then resume the run")
     save_artifact(model.cpu(), ctx.artifact_dir(OUTPUT), [source.id], metrics,
                   {"vocab_size": model.config.vocab_size, "thought_len": model.config.thought_len,
                    "input_model": source.id, **dict(source.metadata)})
@@ -287,3 +287,25 @@ def run_quiet_star(inputs: list[ModelRef], ctx: PhaseContext) -> PhaseResult:
                                 "train": {"steps": outcome.steps, "final_loss": outcome.final_loss,
                                           "tokens_per_s": outcome.tokens_per_s,
                                           "seconds": outcome.seconds}})
+
+
+@register_phase
+class QuietStarPhase(BasePhase):
+    """One model in (EvoMerge's champion or any registered model) -> the thinking model out,
+    adopted only if thinking beats thoughts-off and random thoughts on validation. The whole
+    phase runs in one process (on Ray: inside its PhaseActor)."""
+
+    name = PHASE
+    config_class = QuietStarPhaseConfig
+    input_contract = HandoffContract(1, 1)
+
+    def run(self, inputs, ctx: PhaseContext) -> PhaseResult:
+        return run_quiet_star(inputs, ctx)
+
+    def validate_output(self, result: PhaseResult, ctx: PhaseContext) -> None:
+        if not result.adopted:
+            return  # the input goes on unchanged; it already passed the input contract
+        s = ctx.settings
+        contract = HandoffContract(1, 1, s.min_params, s.max_params, OUTPUT_METADATA)
+        contract.check([output_ref(ctx, o) for o in result.outputs if o.name == OUTPUT],
+                       "quiet_star output")

@@ -1,4 +1,5 @@
-"""Phases by name. Built-in phases register on import of `forge.phases`; tests add their own."""
+"""Phases by name: the built-ins of `forge.phases.BUILT_IN` are imported on first lookup (each
+registers its class); tests add their own with `register_phase`."""
 from __future__ import annotations
 
 from forge.config.phases import register_phase_config, unregister_phase_config
@@ -21,8 +22,10 @@ def unregister_phase(name: str) -> None:
 
 
 def get_phase(name: str) -> type:
-    import forge.phases  # noqa: F401  (registers the built-ins)
+    from forge.phases import load_phase_module
 
+    if name not in PHASES:
+        load_phase_module(name)
     if name not in PHASES:
         raise KeyError(f"unknown phase {name!r}; available: {', '.join(sorted(PHASES)) or '(none)'}")
     return PHASES[name]

@@ -80,7 +80,7 @@ def test_failing_gate_falls_back_or_stops_with_its_numbers(ray_session, tmp_path
 
     assert run(tmp_path / "b", fp_artifact, *WRECK, "phases.bitnet.gate.on_fail=fail") == 1
     err = capsys.readouterr().err
-    assert "phase bitnet failed" in err and "bitnet gate failed: validation bits/byte" in err
+    assert "phase bitnet failed: gate failed: validation bits/byte" in err
     assert "right after quantisation" in err and "resume with: forge resume" in err
     store, run_id = only_run(tmp_path / "b")
     assert store.latest_phases(run_id)["bitnet"]["status"] == "failed"

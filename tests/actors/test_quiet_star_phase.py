@@ -75,7 +75,7 @@ def test_gate_that_cannot_pass_falls_back_or_stops(ray_session, tmp_path, tiny_a
     assert run(tmp_path / "b", tiny_artifact, "phases.quiet_star.gate.margin=100",
                "phases.quiet_star.gate.on_fail=fail") == 1
     err = capsys.readouterr().err
-    assert "quiet_star gate failed (not adopted: validation answer bits/byte" in err
+    assert "phase quiet_star failed: gate failed: not adopted: validation answer bits/byte" in err
     store, run_id = only_run(tmp_path / "b")
     assert store.latest_phases(run_id)["quiet_star"]["status"] == "failed"
     assert store.list_models(run_id, phase="quiet_star") == []

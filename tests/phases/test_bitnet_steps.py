@@ -12,7 +12,7 @@ import torch
 from forge.config import ConfigError, load
 from forge.data.batching import encode_documents, lm_windows
 from forge.data.tokenizer import save_tokenizer, train_tokenizer
-from forge.phases.bitnet import (GateFailed, OUTPUT_NAME, calibration_batches, fine_tune,
+from forge.phases.bitnet import (OUTPUT_NAME, calibration_batches, fine_tune,
                                  fingerprint, gate, load_input, run_bitnet, sync_tokenizer)
 from forge.phases.bitnet_report import phase_record, write_report
 from forge.phases.cognate import build_seed_model
@@ -144,19 +144,11 @@ def test_failing_gate_hands_on_and_reports_its_numbers(run, tmp_path):
     result = run_bitnet(ref, ctx)
     fp, ste = result.summary["gate"]["fp_bits_per_byte"], result.summary["gate"]["ternary_bits_per_byte"]
     assert not result.adopted and ste > fp
+    ptq = result.summary["ternary_ptq"]["text/bits_per_byte"]
     assert result.reason == (f"validation bits/byte: ternary after STE {ste:.4f} > {fp:.4f} = "
-                             f"fp {fp:.4f} x (1 + margin 0)")
+                             f"fp {fp:.4f} x (1 + margin 0); right after quantisation {ptq:.4f}")
     assert result.key_metric == ("val_bits_per_byte", ste)
     assert rec.rows[(OUTPUT_NAME, 3, "text/bits_per_byte")] == ste
-
-    fail = tiny_config(run_dir.parent, "phases.bitnet.train.steps=3", "phases.bitnet.train.warmup=0",
-                       "optim.bitnet.lr=0.3", "phases.bitnet.train.divergence_factor=1000",
-                       "phases.bitnet.gate.margin=0.0", "phases.bitnet.gate.on_fail=fail")
-    ctx, _ = context(tmp_path / "run", tmp_path / "out2", fail)
-    with pytest.raises(GateFailed, match=rf"bitnet gate failed: validation bits/byte: ternary "
-                                         rf"after STE {ste:.4f} > {fp:.4f} .* right after "
-                                         r"quantisation \d+\.\d{4}"):
-        run_bitnet(ref, ctx)
 
 
 def test_gate_rule():

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from forge.config import load_dict
-from forge.phases.evomerge import Evolution
+from forge.evolve.run import Evolution
 
 
 def settings(**evolve):
