@@ -4,7 +4,7 @@
     of concurrent clients posts /v1/completions; p50/p99 latency, requests/s and generated
     tokens/s over the run.
 (b) Batch-1 milliseconds per generated token, in process, of the packed ternary artifact against
-    the fp artifact it was made from. `forge.quant.load_model` unpacks the trits once at load
+    the fp artifact it was made from. `forge.load_model` unpacks the trits once at load
     (no ternary kernel); the packed model still quantises activations to 8 bits per token.
 Model: the default pipeline's Cognate (config/pipeline.yaml), randomly initialised (speed does not
 depend on training), a 2048-token BPE trained on pydoc topics. The engine decodes with the KV
@@ -175,7 +175,7 @@ def temporary_run(prefix: str) -> tuple[Path, int]:
     and the model's parameter count."""
     import atexit
 
-    from forge.quant import load_model
+    from forge import load_model
 
     root = Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, root, True)

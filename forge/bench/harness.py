@@ -36,28 +36,33 @@ def machine() -> dict[str, Any]:
     return info
 
 
-# Benchmarks of pure code live here; those that need Ray live in actors/bench (the library
-# itself never imports Ray), and are found by name the same way.
-PACKAGES = ("forge.bench", "actors.bench")
-FOLDERS = (Path(__file__).parent, Path(__file__).resolve().parents[2] / "actors" / "bench")
+# Every benchmark by name. Those of pure code live in forge/bench; those that need Ray in
+# actors/bench (the library itself never imports Ray). Adding one: write it, list it here.
+BENCHMARKS = {
+    "registry": "forge.bench.registry", "data": "forge.bench.data", "model": "forge.bench.model",
+    "cognate_vs_plain": "forge.bench.cognate_vs_plain", "merge": "forge.bench.merge",
+    "bitnet": "forge.bench.bitnet", "quiet_star": "forge.bench.quiet_star",
+    "quiet_star_chain_sum": "forge.bench.quiet_star_chain_sum",
+    "phase1": "actors.bench.phase1", "evomerge": "actors.bench.evomerge",
+    "default_run": "actors.bench.default_run", "faults": "actors.bench.faults",
+    "kv_cache": "actors.bench.kv_cache", "serve": "actors.bench.serve",
+    "cluster": "actors.bench.cluster",
+}
 
 
 def load_benchmark(name: str) -> ModuleType:
     """Import the benchmark module `name`; a name with no module raises `ValueError`."""
-    if name not in available():
+    if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; available: {', '.join(available())}")
-    package = next(p for p, f in zip(PACKAGES, FOLDERS) if (f / f"{name}.py").is_file())
-    module = importlib.import_module(f"{package}.{name}")
+    module = importlib.import_module(BENCHMARKS[name])
     if not hasattr(module, "measure"):
-        raise ValueError(f"{package}.{name} has no measure(quick) function")
+        raise ValueError(f"{BENCHMARKS[name]} has no measure(quick) function")
     return module
 
 
 def available() -> list[str]:
-    """Names of the benchmark modules."""
-    skip = {"__init__", "__main__", "harness"}
-    return sorted(p.stem for folder in FOLDERS for p in folder.glob("*.py")
-                  if p.stem not in skip and not p.stem.startswith("_"))
+    """Names of the benchmarks."""
+    return sorted(BENCHMARKS)
 
 
 def summarise(runs: list[dict[str, float]]) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from forge.bench.quietstar import _starting_model, phase_table
+from forge.bench.quiet_star import _starting_model, phase_table
 from forge.config import PipelineConfig, load
 from forge.phases.common import prepare_data
 from forge.phases.quiet_star_config import PHASE

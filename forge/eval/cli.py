@@ -50,10 +50,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the untrained model of the same shape")
 
 
-def load_model(model_dir: Path) -> Any:
-    """`forge.load_model(model_dir)` (every artifact kind, packed ternary included); failures
-    become one-line `EvalInputError`s."""
-    from forge.quant.load import load_model as load_artifact
+def open_model(model_dir: Path) -> Any:
+    """`forge.load_model(model_dir)` (every artifact kind, packed ternary included) for a CLI:
+    failures become one-line `EvalInputError`s."""
+    import forge
 
     if not (model_dir / "config.json").is_file():
         raise EvalInputError(f"{model_dir}: no config.json (not a saved model folder)")
@@ -62,7 +62,7 @@ def load_model(model_dir: Path) -> Any:
     except ConfigError as err:
         raise EvalInputError(str(err)) from None
     try:
-        return load_artifact(model_dir)
+        return forge.load_model(model_dir)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise EvalInputError(f"{model_dir}: cannot load the model ({first_line})") from err
@@ -87,7 +87,7 @@ def evaluate_dir(model_dir: Path, split: str, cfg: DataConfig,
     """Columns of the table: the model, its untrained twin and the unigram baseline."""
     if split not in EVAL_SPLITS:
         raise EvalInputError(f"--split: got {split!r}; allowed: {', '.join(EVAL_SPLITS)}")
-    model = load_model(model_dir)
+    model = open_model(model_dir)
     tok_file = find_upwards(model_dir, TOKENIZER_FILE)
     if tok_file is None:
         raise EvalInputError(f"{model_dir}: no {TOKENIZER_FILE} in it or its run directory")

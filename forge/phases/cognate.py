@@ -224,7 +224,8 @@ def check_context(models: dict[str, dict], floor: float | None) -> None:
                          f"{floor} (train longer or see docs/model.md)")
 
 
-def load_state(path: Path) -> dict[str, torch.Tensor]:
+def specialist_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A trained specialist's state dict (for the diversity check)."""
     return CognateForCausalLM.from_pretrained(path).state_dict()
 
 
@@ -286,7 +287,7 @@ class CognatePhase(BasePhase):
         results = trained.metrics
         seed_metrics = evaluate_split(seed_model, data, cfg)
         ctx.log_metrics(0, seed_metrics, model="seed")
-        states = {name: load_state(ctx.storage.pull(ctx.rel(ctx.artifact_dir(name))))
+        states = {name: specialist_weights(ctx.storage.pull(ctx.rel(ctx.artifact_dir(name))))
                   for name in results}
         diversity = check_diversity(states, seed_model.state_dict(), settings.diversity_floor)
         ctx.log_metrics(settings.train.steps, diversity)

@@ -31,7 +31,7 @@ from forge.quant.manifest import (FORMAT, PACKING, QUANT_FILE, WEIGHTS_FILE, rea
 
 # manifest.json metadata of every packed artifact: what it is and how to open it.
 ARTIFACT_METADATA = {"quantization": "bitnet-b1.58", "packing": PACKING["name"],
-                     "format": FORMAT, "loader": "forge.quant.load_model"}
+                     "format": FORMAT, "loader": "forge.load_model"}
 from forge.quant.pack import pack_trits, unpack_trits
 from forge.quant.ternary_linear import TernaryLinear
 

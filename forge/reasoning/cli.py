@@ -87,7 +87,7 @@ def generate(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]]]:
     """The answer text and, per emitted token, (token text, thought text)."""
     from forge.data.errors import DataError
     from forge.data.tokenizer import load_tokenizer
-    from forge.eval.cli import EvalInputError, load_model
+    from forge.eval.cli import EvalInputError, open_model
     from forge.pipeline.artifacts import find_upwards
     from forge.eval.generate import greedy_generate
     from forge.reasoning.generate import think_generate
@@ -95,7 +95,7 @@ def generate(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]]]:
     check_options(args)
     folder = model_folder(args.model, args.runs_dir)
     try:
-        model = load_model(folder)
+        model = open_model(folder)
     except EvalInputError as err:
         raise GenerateInputError(str(err)) from None
     tok_file = Path(args.tokenizer) if args.tokenizer else find_upwards(folder, TOKENIZER_FILE)

@@ -1,6 +1,6 @@
 """Serving a packed ternary model at the cost of its fp original: lean inference layers.
 
-`forge.quant.load_model` rebuilds every BitNet layer as a frozen `TernaryLinear`: the trits are
+`forge.load_model` rebuilds every BitNet layer as a frozen `TernaryLinear`: the trits are
 unpacked once to W = trits * scale, and each call quantises its input to 8 bits per token
 (absmax, arXiv 2402.17764) through the straight-through wrapper training needs. Serving needs no
 gradient, and in a Cognate block seven projections read the same normalised input (attention

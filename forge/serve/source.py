@@ -84,17 +84,17 @@ def resolve_model(spec: str, runs_dir: str = "runs", tokenizer: str | None = Non
 def load_source(source: ModelSource, dtype: Any = None) -> tuple[Any, Any]:
     """(model in eval mode, tokenizer) of a resolved source; ModelSourceError on a bad file.
 
-    Packed ternary artifacts are unpacked once here (`forge.quant.load_model` keeps the
+    Packed ternary artifacts are unpacked once here (`forge.load_model` keeps the
     dequantised weight next to the trits), so serving one costs what serving fp costs."""
     import torch
     from safetensors import SafetensorError
 
     from forge.data.errors import DataError
     from forge.data.tokenizer import load_tokenizer
-    from forge.quant import load_model
+    import forge
 
     try:
-        model = load_model(source.path, dtype or torch.float32)
+        model = forge.load_model(source.path, dtype or torch.float32)
         tok = load_tokenizer(source.tokenizer)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError, DataError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -12,7 +12,8 @@ from forge.config import load
 from forge.phases.cognate import build_seed_model
 from forge.phases.common import prepare_data
 from forge.pipeline.artifacts import save_artifact, verify_artifact
-from forge.quant import load_model, ternary_layers
+from forge import load_model
+from forge.quant import ternary_layers
 from tests.actors.input_runs import only_run, submit_from
 from tests.conftest import ROOT
 
@@ -54,7 +55,7 @@ def test_input_model_becomes_a_registered_packed_ternary_model(ray_session, runs
     (source,) = store.list_models(run_id, phase="inputs")
     assert store.parents(model["id"]) == [{"parent": source["id"], "method": "bitnet:ste"}]
     meta = json.loads(model["metadata"])
-    assert meta["quantization"] == "bitnet-b1.58" and meta["loader"] == "forge.quant.load_model"
+    assert meta["quantization"] == "bitnet-b1.58" and meta["loader"] == "forge.load_model"
     path = runs_dir / model["path"]
     verify_artifact(path, model["sha256"])
     loaded = load_model(path)

@@ -26,3 +26,16 @@ def test_registry_bench_writes_results(tmp_path, capsys):
 def test_bad_benchmark_arguments_exit_2(argv, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("forge.bench:")
+
+
+def test_every_benchmark_module_is_listed_and_every_listed_one_exists():
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    files = {f"{folder.replace('/', '.')}.{p.stem}" for folder in ("forge/bench", "actors/bench")
+             for p in (ROOT / folder).glob("*.py")
+             if p.stem != "__init__" and "def measure(" in p.read_text()}
+    assert files == set(harness.BENCHMARKS.values())
+    assert all(importlib.util.find_spec(m) for m in harness.BENCHMARKS.values())
+    assert all(m.rsplit(".", 1)[1] == name for name, m in harness.BENCHMARKS.items())

@@ -19,7 +19,8 @@ from forge.phases.cognate import build_seed_model
 from forge.phases.common import prepare_data
 from forge.pipeline.artifacts import ModelRef, read_manifest, save_artifact, verify_artifact
 from forge.pipeline.phase import PhaseContext
-from forge.quant import convert_to_ternary, load_model, save_ternary, ternary_layers
+from forge import load_model
+from forge.quant import convert_to_ternary, save_ternary, ternary_layers
 from forge.training.checkpoint import PREFIX
 from tests.conftest import ROOT
 
@@ -111,7 +112,7 @@ def test_phase_quantises_fine_tunes_and_writes_a_loadable_packed_artifact(run, t
     out = ctx.artifact_dir(OUTPUT_NAME)
     manifest = verify_artifact(out)
     meta = manifest["metadata"]
-    assert meta["quantization"] == "bitnet-b1.58" and meta["loader"] == "forge.quant.load_model"
+    assert meta["quantization"] == "bitnet-b1.58" and meta["loader"] == "forge.load_model"
     assert meta["vocab_size"] == 320 and meta["specialisation"] == "reasoning"
     assert manifest["parents"] == [ref.id]
     assert manifest["metrics"]["text/bits_per_byte"] == s["ternary_ste"]["text/bits_per_byte"]

@@ -41,7 +41,7 @@ def test_a_packed_artifact_loads_as_a_frozen_ternary_model(tmp_path: Path):
     assert torch.equal(_logits(loaded), _logits(model))
     meta = json.loads((tmp_path / "manifest.json").read_text())
     assert meta["parents"] == ["a/b/c"] and meta["metrics"] == {"m": 1.5}
-    assert meta["metadata"]["vocab_size"] == 64 and meta["metadata"]["loader"] == "forge.quant.load_model"
+    assert meta["metadata"]["vocab_size"] == 64 and meta["metadata"]["loader"] == "forge.load_model"
 
 
 def test_a_directory_without_a_model_is_refused(tmp_path: Path):
@@ -58,7 +58,7 @@ def test_every_entry_point_loads_the_packed_model_or_refuses(tmp_path: Path):
     import forge
     from transformers import AutoModelForCausalLM
 
-    from forge.eval.cli import load_model as cli_load
+    from forge.eval.cli import open_model as cli_load
     from forge.models import CognateForCausalLM
 
     model = small_model()

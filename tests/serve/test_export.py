@@ -14,7 +14,7 @@ import torch
 from forge.cli import main
 from forge.data.tokenizer import load_tokenizer
 from forge.eval.generate import greedy_generate
-from forge.quant import load_model
+from forge import load_model
 from forge.serve import hf_source
 from forge.serve.export import export_hf
 from forge.serve.source import ModelSourceError, resolve_model

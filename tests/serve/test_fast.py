@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from forge.quant import TernaryLinear, load_model, quantize_activations
+from forge import load_model
+from forge.quant import TernaryLinear, quantize_activations
 from forge.serve.fast import LeanTernaryLinear, absmax_dequantised, lean_ternary
 
 IDS = torch.tensor([[11, 40, 99, 7, 260, 31, 150, 12, 13, 14, 90]])

@@ -8,7 +8,7 @@ import torch
 from forge.data.tokenizer import load_tokenizer
 from forge.eval.generate import _greedy_batch, _greedy_cached, greedy_generate
 from forge.models.cache import CognateCache
-from forge.quant import load_model
+from forge import load_model
 from forge.serve.engine import CompletionEngine, SamplingParams
 from tests.quant.conftest import small_model
 

@@ -1,4 +1,4 @@
-"""`python -m forge.bench quietstar`: Quiet-STaR (arXiv 2403.09629) training cost and the
+"""`python -m forge.bench quiet_star`: Quiet-STaR (arXiv 2403.09629) training cost and the
 (a)/(b)/(c) anti-theater table on the default config (`config/pipeline.yaml`).
 
 Setup (once): the run's data and tokenizer, and a starting model trained like a Phase 1
@@ -80,7 +80,7 @@ def _starting_model(cfg: PipelineConfig, data: RunData, run_dir: Path) -> ModelR
 
 def _prepared(quick: bool) -> dict:
     if quick not in _STATE:
-        tmp = Path(tempfile.mkdtemp(prefix="quietstar-bench-"))
+        tmp = Path(tempfile.mkdtemp(prefix="quiet-star-bench-"))
         cfg = _config(quick)
         data = prepare_data(cfg, tmp)
         _STATE[quick] = {"cfg": cfg, "data": data, "dir": tmp,
